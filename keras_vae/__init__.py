@@ -1,0 +1,37 @@
+"""keras_vae: variational autoencoders for Keras 3 with TensorFlow Probability distributions.
+
+Example:
+
+>>> import keras, keras_vae
+>>> vae = keras_vae.build_vae((28, 28, 1), latent_dim=16)
+>>> vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+>>> vae.fit(images, epochs=5, batch_size=128)
+>>> samples = vae.sample(16, seed=0)
+"""
+
+__version__ = "0.1.0"
+
+from keras_vae.factory import build_vae
+from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, get_likelihood
+from keras_vae.model import VAE
+from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from keras_vae.objectives import iwae_bound
+from keras_vae.posteriors import GaussianPosterior
+from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, get_prior
+
+__all__ = [
+    "VAE",
+    "build_vae",
+    "BernoulliLikelihood",
+    "GaussianLikelihood",
+    "GaussianPosterior",
+    "StandardNormalPrior",
+    "MixtureOfGaussiansPrior",
+    "get_likelihood",
+    "get_prior",
+    "iwae_bound",
+    "mlp_encoder",
+    "mlp_decoder",
+    "conv_encoder",
+    "conv_decoder",
+]

@@ -1,0 +1,129 @@
+"""Observation models p(x | z): turn decoder outputs into tfp distributions over images.
+
+Each likelihood is a Keras layer so that learned parameters (a Gaussian's scale) are tracked,
+saved and restored with the model. `log_prob` sums over all pixels, giving one number per example.
+
+Example:
+
+>>> lik = BernoulliLikelihood()
+>>> logits = tf.zeros([2, 28, 28, 1])
+>>> lik.log_prob(tf.ones([2, 28, 28, 1]), logits).shape
+TensorShape([2])
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+_EVENT_RANK = 3  # (H, W, C)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class BernoulliLikelihood(keras.layers.Layer):
+    """Independent Bernoulli pixels parameterized by logits (binary or [0, 1] data).
+
+    Using logits, not probabilities, keeps the log-likelihood exact for saturated pixels.
+    """
+
+    name_key = "bernoulli"
+
+    def distribution(self, decoder_output):
+        logits = tf.cast(decoder_output, tf.float32)
+        return tfd.Independent(
+            tfd.Bernoulli(logits=logits, dtype=tf.float32),
+            reinterpreted_batch_ndims=_EVENT_RANK,
+        )
+
+    def log_prob(self, x, decoder_output):
+        # Sigmoid cross-entropy equals -log Bernoulli(x; logits) for binary x and, unlike
+        # Bernoulli.log_prob, also takes grey-scale targets in [0, 1].
+        logits = tf.cast(decoder_output, tf.float32)
+        x = tf.broadcast_to(tf.cast(x, tf.float32), tf.shape(logits))
+        per_pixel = -tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
+        return tf.reduce_sum(per_pixel, axis=list(range(-_EVENT_RANK, 0)))
+
+    def mean(self, decoder_output):
+        return tf.sigmoid(tf.cast(decoder_output, tf.float32))
+
+    def sample(self, decoder_output, seed):
+        return self.distribution(decoder_output).sample(seed=seed)
+
+    def call(self, decoder_output):
+        return self.mean(decoder_output)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class GaussianLikelihood(keras.layers.Layer):
+    """Independent Gaussian pixels with mean from the decoder and a fixed or learned scale.
+
+    Args:
+        scale: a positive float for a fixed scale, or ``"learned"`` for one learned scale
+            per channel (a softplus-parameterized weight).
+        min_scale: floor for a learned scale, which otherwise collapses on clean data.
+    """
+
+    name_key = "gaussian"
+
+    def __init__(self, scale="learned", min_scale=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if scale != "learned":
+            try:
+                scale = float(scale)
+            except (TypeError, ValueError):
+                raise ValueError(f"GaussianLikelihood scale must be a positive float or 'learned', got {scale!r}")
+            if not (scale > 0 and math.isfinite(scale)):
+                raise ValueError(f"GaussianLikelihood scale must be a positive finite float, got {scale!r}")
+        self.scale = scale
+        self.min_scale = float(min_scale)
+
+    def build(self, input_shape):
+        if self.scale == "learned":
+            channels = input_shape[-1]
+            # softplus(0.5413) == 1.0
+            self.raw_scale = self.add_weight(
+                name="raw_scale", shape=(channels,), initializer=keras.initializers.Constant(0.5413)
+            )
+
+    def _scale(self):
+        if self.scale == "learned":
+            return tf.nn.softplus(tf.cast(self.raw_scale, tf.float32)) + self.min_scale
+        return tf.constant(self.scale, tf.float32)
+
+    def distribution(self, decoder_output):
+        if not self.built:
+            self.build(decoder_output.shape)
+        loc = tf.cast(decoder_output, tf.float32)
+        return tfd.Independent(tfd.Normal(loc=loc, scale=self._scale()), reinterpreted_batch_ndims=_EVENT_RANK)
+
+    def log_prob(self, x, decoder_output):
+        return self.distribution(decoder_output).log_prob(tf.cast(x, tf.float32))
+
+    def mean(self, decoder_output):
+        return tf.cast(decoder_output, tf.float32)
+
+    def sample(self, decoder_output, seed):
+        return self.distribution(decoder_output).sample(seed=seed)
+
+    def call(self, decoder_output):
+        return self.mean(decoder_output)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
+
+
+LIKELIHOODS = {cls.name_key: cls for cls in (BernoulliLikelihood, GaussianLikelihood)}
+
+
+def get_likelihood(identifier):
+    """Returns a likelihood layer from a name ("bernoulli", "gaussian"), a config dict or a layer."""
+    if isinstance(identifier, keras.layers.Layer):
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if isinstance(identifier, str) and identifier in LIKELIHOODS:
+        return LIKELIHOODS[identifier]()
+    raise ValueError(f"Unknown likelihood {identifier!r}; expected one of {sorted(LIKELIHOODS)} or a likelihood layer.")

@@ -1,0 +1,91 @@
+"""Encoder and decoder network builders for H x W x C images.
+
+Encoders map images to ``2 * latent_dim`` numbers (posterior mean and raw scale); decoders map
+``latent_dim`` codes to an ``(H, W, C)`` tensor of likelihood parameters (logits or means).
+All builders return built `keras.Sequential` models, so they serialize with the VAE.
+
+Example:
+
+>>> enc = conv_encoder((64, 64, 1), latent_dim=10)
+>>> dec = conv_decoder((64, 64, 1), latent_dim=10)
+>>> dec(enc(tf.zeros([2, 64, 64, 1]))[:, :10]).shape
+TensorShape([2, 64, 64, 1])
+"""
+
+import math
+
+import keras
+
+
+def _check_image_shape(image_shape):
+    image_shape = tuple(int(d) for d in image_shape)
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(f"image shape must be (height, width, channels) with positive sizes, got {image_shape}")
+    return image_shape
+
+
+def mlp_encoder(image_shape, latent_dim, hidden_units=(512, 256), activation="relu", name="encoder"):
+    """A fully connected encoder: flatten, hidden layers, then ``2 * latent_dim`` outputs."""
+    image_shape = _check_image_shape(image_shape)
+    layers = [keras.Input(shape=image_shape), keras.layers.Flatten()]
+    layers += [keras.layers.Dense(units, activation=activation) for units in hidden_units]
+    layers.append(keras.layers.Dense(2 * latent_dim, name="posterior_params"))
+    return keras.Sequential(layers, name=name)
+
+
+def mlp_decoder(image_shape, latent_dim, hidden_units=(256, 512), activation="relu", name="decoder"):
+    """A fully connected decoder: hidden layers, then one output per pixel, reshaped to the image."""
+    image_shape = _check_image_shape(image_shape)
+    layers = [keras.Input(shape=(latent_dim,))]
+    layers += [keras.layers.Dense(units, activation=activation) for units in hidden_units]
+    layers += [keras.layers.Dense(math.prod(image_shape)), keras.layers.Reshape(image_shape)]
+    return keras.Sequential(layers, name=name)
+
+
+def conv_encoder(
+    image_shape, latent_dim, filters=(32, 64), kernel_size=3, dense_units=256, activation="relu", name="encoder"
+):
+    """A convolutional encoder: one stride-2 convolution per entry of ``filters``, then dense layers."""
+    image_shape = _check_image_shape(image_shape)
+    layers = [keras.Input(shape=image_shape)]
+    layers += [
+        keras.layers.Conv2D(f, kernel_size, strides=2, padding="same", activation=activation) for f in filters
+    ]
+    layers += [keras.layers.Flatten()]
+    if dense_units:
+        layers.append(keras.layers.Dense(dense_units, activation=activation))
+    layers.append(keras.layers.Dense(2 * latent_dim, name="posterior_params"))
+    return keras.Sequential(layers, name=name)
+
+
+def conv_decoder(
+    image_shape, latent_dim, filters=(64, 32), kernel_size=3, dense_units=256, activation="relu", name="decoder"
+):
+    """A convolutional decoder mirroring `conv_encoder`.
+
+    It starts from a ``ceil(H / 2^n) x ceil(W / 2^n)`` feature map, doubles it ``n = len(filters)``
+    times with transposed convolutions, and crops any excess so odd sizes (e.g. 28 with n=3) work.
+    """
+    image_shape = _check_image_shape(image_shape)
+    height, width, channels = image_shape
+    factor = 2 ** len(filters)
+    h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
+    layers = [keras.Input(shape=(latent_dim,))]
+    if dense_units:
+        layers.append(keras.layers.Dense(dense_units, activation=activation))
+    layers += [
+        keras.layers.Dense(h0 * w0 * filters[0], activation=activation),
+        keras.layers.Reshape((h0, w0, filters[0])),
+    ]
+    layers += [
+        keras.layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", activation=activation)
+        for f in filters
+    ]
+    layers.append(keras.layers.Conv2D(channels, kernel_size, padding="same", name="likelihood_params"))
+    extra_h, extra_w = h0 * factor - height, w0 * factor - width
+    if extra_h or extra_w:
+        layers.append(keras.layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))))
+    return keras.Sequential(layers, name=name)
+
+
+ARCHITECTURES = {"mlp": (mlp_encoder, mlp_decoder), "conv": (conv_encoder, conv_decoder)}

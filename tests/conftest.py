@@ -1,0 +1,43 @@
+"""Shared test setup: two logical CPUs (for MirroredStrategy tests) and small image fixtures."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+# Must run before TensorFlow initializes its devices; every test process imports conftest first.
+_cpus = tf.config.list_physical_devices("CPU")
+try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+except RuntimeError:  # already initialized (e.g. by a plugin); mirrored tests then skip
+    pass
+
+
+def rectangles(n, size=28, seed=0):
+    """``n`` binary images, each a random filled axis-aligned rectangle: learnable structure."""
+    rng = np.random.RandomState(seed)
+    images = np.zeros((n, size, size, 1), np.float32)
+    for i in range(n):
+        top, left = rng.randint(0, size // 2, size=2)
+        height, width = rng.randint(size // 4, size // 2, size=2)
+        images[i, top : top + height, left : left + width] = 1.0
+    return images
+
+
+@pytest.fixture
+def binary_images():
+    return rectangles(64)
+
+
+@pytest.fixture
+def shared_data_dir():
+    """../shared/data, or a skip when this checkout has no shared data beside it."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    if not os.path.isdir(root):
+        pytest.skip(f"shared datasets not found at {os.path.abspath(root)}")
+    return os.path.abspath(root)

@@ -1,0 +1,117 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import keras_vae
+from keras_vae import VAE
+
+tfd = tfp.distributions
+
+
+class FixedNoiseVAE(VAE):
+    """Draws z = mean + 0.5 * stddev instead of a random sample, so terms can be computed by hand."""
+
+    def sample_posterior(self, posterior):
+        return posterior.mean() + 0.5 * posterior.stddev()
+
+
+def _dense_net(input_shape, units, kernel, bias, reshape=None):
+    layers = [keras.Input(shape=input_shape), keras.layers.Flatten()]
+    layers.append(
+        keras.layers.Dense(
+            units,
+            kernel_initializer=keras.initializers.Constant(kernel),
+            bias_initializer=keras.initializers.Constant(bias),
+        )
+    )
+    if reshape:
+        layers.append(keras.layers.Reshape(reshape))
+    return keras.Sequential(layers)
+
+
+def test_elbo_of_a_hand_computed_case():
+    # One 1x2 binary image, a 1-d latent. Encoder: loc = 0.3*(x1+x2) + 0.1, raw_scale = 0.3*(x1+x2) + 0.1.
+    encoder = _dense_net((1, 2, 1), 2, kernel=0.3, bias=0.1)
+    # Decoder: logits = 2*z - 0.5 for both pixels.
+    decoder = _dense_net((1,), 2, kernel=2.0, bias=-0.5, reshape=(1, 2, 1))
+    vae = FixedNoiseVAE(encoder, decoder, latent_dim=1, beta=1.0)
+    x = np.array([[[[1.0], [0.0]]]], np.float32)
+
+    terms = {k: v.numpy()[0] for k, v in vae.compute_terms(x).items()}
+
+    loc = 0.3 * 1 + 0.1
+    scale = math.log1p(math.exp(0.3 * 1 + 0.1)) + 1e-4
+    z = loc + 0.5 * scale
+    p = 1 / (1 + math.exp(-(2 * z - 0.5)))
+    log_px_z = math.log(p) + math.log(1 - p)
+    kl = 0.5 * (scale**2 + loc**2 - 1) - math.log(scale)
+    assert terms["reconstruction"] == pytest.approx(-log_px_z, rel=1e-5)
+    assert terms["kl"] == pytest.approx(kl, rel=1e-5)
+    assert terms["elbo"] == pytest.approx(log_px_z - kl, rel=1e-5)
+    assert terms["loss"] == pytest.approx(-log_px_z + kl, rel=1e-5)
+
+
+def test_analytic_kl_matches_monte_carlo():
+    vae = keras_vae.build_vae((8, 8, 1), latent_dim=4, architecture="mlp", hidden_units=(16,))
+    x = np.random.RandomState(0).rand(3, 8, 8, 1).astype(np.float32)
+    posterior = vae.encode(x)
+    analytic = vae.kl_divergence(posterior, z=None).numpy()
+    z = posterior.sample(200_000, seed=(1, 2))
+    prior = vae.prior.distribution()
+    monte_carlo = tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), axis=0).numpy()
+    np.testing.assert_allclose(analytic, monte_carlo, rtol=0.02, atol=5e-3)
+    # Per-dimension KL sums to the total.
+    np.testing.assert_allclose(vae.kl_per_dimension(posterior).numpy().sum(-1), analytic, rtol=1e-5)
+
+
+def test_mixture_prior_uses_monte_carlo_kl_that_averages_to_the_true_kl():
+    vae = keras_vae.build_vae(
+        (8, 8, 1), latent_dim=2, architecture="mlp", hidden_units=(16,), prior=keras_vae.MixtureOfGaussiansPrior(3)
+    )
+    x = np.random.RandomState(0).rand(2, 8, 8, 1).astype(np.float32)
+    posterior = vae.encode(x)
+    with pytest.raises(NotImplementedError):
+        tfd.kl_divergence(posterior, vae.prior.distribution())
+    z = posterior.sample(100_000, seed=(3, 4))
+    single_sample_kls = vae.kl_divergence(posterior, z)  # MC estimate at each z: [n, batch]
+    expected = tf.reduce_mean(posterior.log_prob(z) - vae.prior.distribution().log_prob(z), axis=0)
+    np.testing.assert_allclose(tf.reduce_mean(single_sample_kls, 0), expected, rtol=1e-5)
+    assert np.all(np.isfinite(single_sample_kls.numpy()))
+
+
+def test_iwae_bound_tightens_with_more_samples_and_sits_above_the_elbo():
+    vae = keras_vae.build_vae((8, 8, 1), latent_dim=2, architecture="mlp", hidden_units=(32,), seed=0)
+    x = (np.random.RandomState(1).rand(16, 8, 8, 1) > 0.5).astype(np.float32)
+    elbo = np.mean([vae.compute_terms(x)["elbo"].numpy() for _ in range(20)], axis=0)
+    bounds = {k: keras_vae.iwae_bound(vae, x, num_samples=k, chunk_size=64, seed=0).numpy() for k in (1, 10, 500)}
+    assert bounds[1].mean() == pytest.approx(elbo.mean(), abs=0.5)
+    assert bounds[1].mean() < bounds[10].mean() < bounds[500].mean()
+    # Chunking does not change the estimate.
+    np.testing.assert_allclose(
+        keras_vae.iwae_bound(vae, x, num_samples=500, chunk_size=7, seed=0).numpy().mean(),
+        bounds[500].mean(),
+        atol=0.2,
+    )
+
+
+def test_free_bits_and_warmup_change_the_charged_kl():
+    kwargs = dict(architecture="mlp", hidden_units=(16,), seed=0)
+    x = np.random.RandomState(0).rand(4, 8, 8, 1).astype(np.float32)
+    plain = keras_vae.build_vae((8, 8, 1), 3, **kwargs)
+    free = keras_vae.build_vae((8, 8, 1), 3, free_bits=2.0, **kwargs)
+    free.set_weights(plain.get_weights())
+    t_plain, t_free = plain.compute_terms(x), free.compute_terms(x)
+    # Untrained KL per dim is far below 2 nats, so free bits charge exactly 3 * 2 nats.
+    np.testing.assert_allclose(t_free["loss"] - t_free["reconstruction"], 6.0, rtol=1e-5)
+    assert np.all(t_plain["loss"].numpy() - t_plain["reconstruction"].numpy() < 6.0)
+
+    warm = keras_vae.build_vae((8, 8, 1), 3, beta=2.0, kl_warmup_steps=10, **kwargs)
+    warm.compile(optimizer=keras.optimizers.SGD(0.0))
+    warm.optimizer.build(warm.trainable_weights)
+    assert float(warm.current_beta()) == pytest.approx(0.2)
+    warm.optimizer.iterations.assign(100)
+    assert float(warm.current_beta()) == pytest.approx(2.0)

@@ -18,6 +18,7 @@ from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_enco
 from keras_vae.objectives import iwae_bound
 from keras_vae.posteriors import GaussianPosterior
 from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, get_prior
+from keras_vae.saving import load_vae
 
 __all__ = [
     "VAE",
@@ -30,6 +31,7 @@ __all__ = [
     "get_likelihood",
     "get_prior",
     "iwae_bound",
+    "load_vae",
     "mlp_encoder",
     "mlp_decoder",
     "conv_encoder",

@@ -12,6 +12,7 @@ Example:
 __version__ = "0.1.0"
 
 from keras_vae.factory import build_vae
+from keras_vae.images import image_grid
 from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
 from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
@@ -31,6 +32,7 @@ __all__ = [
     "get_likelihood",
     "get_prior",
     "iwae_bound",
+    "image_grid",
     "load_vae",
     "mlp_encoder",
     "mlp_decoder",

@@ -66,6 +66,9 @@ class VAE(keras.Model):
     (reconstruction + current beta * KL after free bits).
     """
 
+    # Conditional variants set this and take labels in decode/sample (see keras_vae.variants).
+    conditional = False
+
     def __init__(
         self,
         encoder,

@@ -99,7 +99,7 @@ class VAE(keras.Model):
         self.free_bits = float(free_bits)
         self.seed = seed
         self._check_networks()
-        self.image_shape = tuple(self.encoder.input_shape[1:])
+        self.image_shape = tuple(self.encoder.inputs[0].shape[1:])  # conditional encoders: images come first
         if not self.prior.built:
             self.prior.build((None, self.latent_dim))
         if not self.likelihood.built:

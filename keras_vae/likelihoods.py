@@ -17,6 +17,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae._lookup import layer_from
+
 tfd = tfp.distributions
 
 _EVENT_RANK = 3  # (H, W, C)
@@ -120,10 +122,4 @@ LIKELIHOODS = {cls.name_key: cls for cls in (BernoulliLikelihood, GaussianLikeli
 
 def get_likelihood(identifier):
     """Returns a likelihood layer from a name ("bernoulli", "gaussian"), a config dict or a layer."""
-    if isinstance(identifier, keras.layers.Layer):
-        return identifier
-    if isinstance(identifier, dict):
-        return keras.saving.deserialize_keras_object(identifier)
-    if isinstance(identifier, str) and identifier in LIKELIHOODS:
-        return LIKELIHOODS[identifier]()
-    raise ValueError(f"Unknown likelihood {identifier!r}; expected one of {sorted(LIKELIHOODS)} or a likelihood layer.")
+    return layer_from(identifier, LIKELIHOODS, "likelihood")

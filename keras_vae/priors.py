@@ -15,6 +15,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae._lookup import layer_from
+
 tfd = tfp.distributions
 
 
@@ -106,10 +108,4 @@ PRIORS = {cls.name_key: cls for cls in (StandardNormalPrior, MixtureOfGaussiansP
 
 def get_prior(identifier):
     """Returns a prior layer from a name ("standard_normal", "mixture"), a config dict or a layer."""
-    if isinstance(identifier, keras.layers.Layer):
-        return identifier
-    if isinstance(identifier, dict):
-        return keras.saving.deserialize_keras_object(identifier)
-    if isinstance(identifier, str) and identifier in PRIORS:
-        return PRIORS[identifier]()
-    raise ValueError(f"Unknown prior {identifier!r}; expected one of {sorted(PRIORS)} or a prior layer.")
+    return layer_from(identifier, PRIORS, "prior")

@@ -1,0 +1,415 @@
+"""Named image datasets as `tf.data` pipelines of float32 images in [0, 1], with splits train/valid/test.
+
+Sources:
+
+- ``sprites`` (default): the dSprites factor grid rendered on the fly (`training.sprites`); no download.
+- ``mnist``, ``fashion_mnist``: tensorflow-datasets, or the canonical IDX files in ``data_dir``
+  (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``).
+- ``binarized_mnist``: tensorflow-datasets, or Larochelle's ``binarized_mnist_{train,valid,test}.amat``.
+- ``cifar10``, ``celeb_a`` (centre-cropped to 148x148 and resized to 64x64), ``dsprites``: tensorflow-datasets
+  (``data_dir`` is then a tfds data directory holding the prepared dataset).
+
+A folder of canonical files may hold only some splits; ``data_dir`` may be that folder or its parent.
+Where the source has no validation split it is carved from train deterministically (the last 10,000
+MNIST train images, the last 5,000 CIFAR-10 ones; a fixed index permutation for the sprite grids).
+
+Example:
+
+>>> ds = get_dataset("sprites", "train", batch_size=64, shuffle=True, seed=0)
+>>> images = next(iter(ds))                                  # [64, 64, 64, 1] float32
+>>> ds = get_dataset("mnist", "test", data_dir="../shared/data", batch_size=100, with_labels=True)
+>>> dataset_info("sprites").factor_sizes
+(3, 6, 40, 32, 32)
+"""
+
+import dataclasses
+import functools
+import os
+
+import numpy as np
+
+from training import canonical_files, sprites
+from training.sprites import render_sprites  # noqa: F401  (public: the metrics render chosen factors)
+
+SPLITS = ("train", "valid", "test")
+SPLIT_SEED = 20240613  # fixed: the sprite-grid splits never depend on the run's --seed
+SHUFFLE_BUFFER = 20_000  # for streamed (tfds) sources; in-memory sources shuffle fully
+CELEB_A_CROP = 148
+CELEB_A_SIZE = 64
+_GRID_HELD_OUT = 36_864  # 5% of the sprite grid each for valid and test
+
+
+class DataUnavailableError(FileNotFoundError):
+    """The dataset cannot be read: not downloadable here and not found in ``data_dir``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset holds: image shape, labels and split sizes.
+
+    ``label_kind`` is ``"class"`` (an int32 scalar in ``[0, num_classes)``), ``"factors"`` (an int32
+    vector of factor indices, one per entry of ``factor_names``; ``factor_sizes`` gives their ranges)
+    or None (no labels).
+    """
+
+    name: str
+    image_shape: tuple
+    num_classes: int | None
+    label_kind: str | None
+    factor_names: tuple | None
+    factor_sizes: tuple | None
+    split_sizes: dict
+    binary: bool  # pixels are already 0/1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    image_shape: tuple
+    binary: bool
+    label_kind: str | None
+    split_sizes: dict
+    num_classes: int | None = None
+    tfds_splits: dict | None = None  # our split -> tfds split string
+    local_format: str | None = None  # "idx" or "amat"
+
+
+_MNIST_SPLITS = {"train": "train[:50000]", "valid": "train[50000:]", "test": "test"}
+_GRID_SIZES = {"train": sprites.NUM_IMAGES - 2 * _GRID_HELD_OUT, "valid": _GRID_HELD_OUT, "test": _GRID_HELD_OUT}
+_SPECS = {
+    "sprites": _Spec((64, 64, 1), True, "factors", _GRID_SIZES),
+    "mnist": _Spec(
+        (28, 28, 1), False, "class", {"train": 50_000, "valid": 10_000, "test": 10_000}, 10, _MNIST_SPLITS, "idx"
+    ),
+    "fashion_mnist": _Spec(
+        (28, 28, 1), False, "class", {"train": 50_000, "valid": 10_000, "test": 10_000}, 10, _MNIST_SPLITS, "idx"
+    ),
+    "binarized_mnist": _Spec(
+        (28, 28, 1),
+        True,
+        None,
+        {"train": 50_000, "valid": 10_000, "test": 10_000},
+        None,
+        {"train": "train", "valid": "validation", "test": "test"},
+        "amat",
+    ),
+    "cifar10": _Spec(
+        (32, 32, 3),
+        False,
+        "class",
+        {"train": 45_000, "valid": 5_000, "test": 10_000},
+        10,
+        {"train": "train[:45000]", "valid": "train[45000:]", "test": "test"},
+    ),
+    "celeb_a": _Spec(
+        (CELEB_A_SIZE, CELEB_A_SIZE, 3),
+        False,
+        "factors",
+        {"train": 162_770, "valid": 19_867, "test": 19_962},
+        None,
+        {"train": "train", "valid": "validation", "test": "test"},
+    ),
+    "dsprites": _Spec((64, 64, 1), True, "factors", _GRID_SIZES, None, {s: "train" for s in SPLITS}),
+}
+DATASETS = tuple(_SPECS)
+
+
+def _spec(name):
+    if name not in _SPECS:
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}.")
+    return _SPECS[name]
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected one of {', '.join(SPLITS)}.")
+
+
+@functools.lru_cache(maxsize=None)
+def _celeb_a_attributes():
+    import tensorflow_datasets as tfds
+
+    return tuple(tfds.builder("celeb_a").info.features["attributes"].keys())
+
+
+def dataset_info(name, data_dir=None):
+    """A `DatasetInfo` for dataset ``name`` (static facts: nothing is read or downloaded)."""
+    del data_dir  # the facts are the same wherever the files are
+    spec = _spec(name)
+    factor_names = factor_sizes = None
+    if name in ("sprites", "dsprites"):
+        factor_names, factor_sizes = sprites.FACTOR_NAMES, sprites.FACTOR_SIZES
+    elif name == "celeb_a":
+        factor_names = _celeb_a_attributes()
+        factor_sizes = (2,) * len(factor_names)
+    return DatasetInfo(
+        name=name,
+        image_shape=spec.image_shape,
+        num_classes=spec.num_classes,
+        label_kind=spec.label_kind,
+        factor_names=factor_names,
+        factor_sizes=factor_sizes,
+        split_sizes=dict(spec.split_sizes),
+        binary=spec.binary,
+    )
+
+
+# ------------------------------------------------------------------------------------------ splits
+@functools.lru_cache(maxsize=1)
+def grid_split_indices():
+    """Flat sprite-grid indices of each split: a fixed permutation, test first, then valid, then train."""
+    order = np.random.RandomState(SPLIT_SEED).permutation(sprites.NUM_IMAGES).astype(np.int64)
+    held = _GRID_HELD_OUT
+    return {"test": np.sort(order[:held]), "valid": np.sort(order[held : 2 * held]), "train": np.sort(order[2 * held :])}
+
+
+# ------------------------------------------------------------------------------------------ local files
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "valid": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_MNIST_TRAIN = 50_000
+
+
+def _find(folder, stem):
+    for candidate in (stem, stem + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _expected_files(fmt, split):
+    if fmt == "idx":
+        return [f + "[.gz]" for f in _IDX_FILES[split]]
+    return [f"binarized_mnist_{split}.amat"]
+
+
+def _canonical_folder(name, fmt, data_dir):
+    """The folder holding ``name``'s canonical files: ``data_dir`` itself or ``data_dir/name``; else None."""
+    for folder in (data_dir, os.path.join(data_dir, name)):
+        if not os.path.isdir(folder):
+            continue
+        entries = os.listdir(folder)
+        if fmt == "idx" and any("-idx" in e and "-ubyte" in e for e in entries):
+            return folder
+        if fmt == "amat" and any(e.startswith("binarized_mnist_") and e.endswith(".amat") for e in entries):
+            return folder
+    return None
+
+
+def _served_splits(fmt, folder):
+    if fmt == "idx":
+        return [s for s in SPLITS if all(_find(folder, f) for f in _IDX_FILES[s])]
+    return [s for s in SPLITS if _find(folder, f"binarized_mnist_{s}.amat")]
+
+
+def _read_local(name, fmt, folder, split):
+    """(images uint8 [n, H, W, 1], labels or None) from canonical files, raising if the split's files are missing."""
+    needed = _IDX_FILES[split] if fmt == "idx" else (f"binarized_mnist_{split}.amat",)
+    paths = [_find(folder, f) for f in needed]
+    if None in paths:
+        served = _served_splits(fmt, folder)
+        raise DataUnavailableError(
+            f"No {' and '.join(_expected_files(fmt, split))} in {folder!r} for the {split!r} split of {name!r}; "
+            f"this folder serves the splits: {', '.join(served) or 'none'}."
+        )
+    if fmt == "amat":
+        return canonical_files.read_amat(paths[0])[..., np.newaxis], None
+    images, labels = (canonical_files.read_idx(p) for p in paths)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise ValueError(f"{paths[0]!r} / {paths[1]!r}: expected images (n, H, W) and labels (n,), got "
+                         f"{images.shape} and {labels.shape}.")
+    if len(images) != len(labels):
+        raise ValueError(f"{paths[0]!r} holds {len(images)} images but {paths[1]!r} holds {len(labels)} labels.")
+    if split != "test":
+        if len(images) <= _MNIST_TRAIN:
+            raise ValueError(f"{paths[0]!r} holds {len(images)} images; the train/valid split needs more than "
+                             f"{_MNIST_TRAIN}.")
+        part = slice(None, _MNIST_TRAIN) if split == "train" else slice(_MNIST_TRAIN, None)
+        images, labels = images[part], labels[part]
+    return images[..., np.newaxis], labels.astype(np.int32)
+
+
+# ------------------------------------------------------------------------------------------ tfds
+def _tfds_dataset(name, spec, split, data_dir):
+    """Examples of a tfds split as (uint8 image, label or None), images resized where the spec says."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    try:
+        ds = tfds.load(
+            name,
+            split=spec.tfds_splits[split],
+            data_dir=data_dir,
+            download=data_dir is None,
+            shuffle_files=False,
+        )
+    except Exception as err:  # tfds raises many kinds (network, GCS, missing files); all mean "unavailable"
+        where = (
+            f"tensorflow-datasets found no prepared {name!r} in data dir {data_dir!r}"
+            if data_dir is not None
+            else f"tensorflow-datasets could not download {name!r} (offline?)"
+        )
+        local = {"idx": "the canonical IDX files", "amat": "the binarized_mnist_*.amat files"}.get(spec.local_format)
+        hint = f"a folder with {local} or " if local else ""
+        raise DataUnavailableError(
+            f"{where}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. "
+            f"Pass --data-dir DIR (data_dir=...) with {hint}a tfds data directory holding the prepared dataset."
+        ) from err
+
+    if name == "dsprites":
+        membership = np.zeros(sprites.NUM_IMAGES, np.bool_)
+        membership[grid_split_indices()[split]] = True
+        membership = tf.constant(membership)
+
+        def in_split(index, example):
+            return tf.gather(membership, index)
+
+        def drop_index(index, example):
+            return example
+
+        ds = ds.enumerate().filter(in_split).map(drop_index)
+
+    def convert(example):
+        image = example["image"]
+        if name == "celeb_a":
+            image = _centre_crop_resize(image, CELEB_A_CROP, CELEB_A_SIZE)
+        if name == "dsprites":
+            label = tf.stack(
+                [example[f"label_{k}"] for k in ("shape", "scale", "orientation", "x_position", "y_position")]
+            )
+        elif name == "celeb_a":
+            attributes = example["attributes"]
+            label = tf.stack([attributes[k] for k in _celeb_a_attributes()])
+        else:
+            label = example.get("label")
+        return image, None if label is None else tf.cast(label, tf.int32)
+
+    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _centre_crop_resize(image, crop, size):
+    import tensorflow as tf
+
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    top, left = (height - crop) // 2, (width - crop) // 2
+    image = tf.image.crop_to_bounding_box(image, top, left, crop, crop)
+    resized = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+# ------------------------------------------------------------------------------------------ pipeline
+def _source(name, spec, split, data_dir):
+    """(dataset of (uint8 image, label-or-None), size or None): canonical files first, else tfds."""
+    import tensorflow as tf
+
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise DataUnavailableError(f"--data-dir {data_dir!r} is not a directory.")
+    if data_dir is not None and spec.local_format:
+        folder = _canonical_folder(name, spec.local_format, data_dir)
+        if folder is not None:
+            images, labels = _read_local(name, spec.local_format, folder, split)
+            ds = tf.data.Dataset.from_tensor_slices((images, labels) if labels is not None else images)
+            if labels is None:
+                ds = ds.map(lambda x: (x, None))
+            return ds, len(images)
+    return _tfds_dataset(name, spec, split, data_dir), None
+
+
+def _sprites_dataset(split, batch_size, shuffle, seed, with_labels):
+    import tensorflow as tf
+
+    indices = tf.constant(grid_split_indices()[split])
+    if shuffle:
+        # A whole-split permutation per epoch (a shuffle buffer of 663k indices takes seconds to fill).
+        def permuted(epoch_seed):
+            order = tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([epoch_seed, 0]))
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        ds = epoch_seeds.flat_map(permuted).apply(tf.data.experimental.assert_cardinality(len(indices)))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(indices)
+
+    def render(index):
+        factors = sprites.factors_from_index(index)
+        batched = factors[tf.newaxis] if factors.shape.rank == 1 else factors
+        images = sprites.render_sprites(batched)
+        if factors.shape.rank == 1:
+            images = images[0]
+        return (images, factors) if with_labels else images
+
+    if batch_size:
+        ds = ds.batch(batch_size)
+    return ds.map(render, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def get_dataset(
+    name,
+    split,
+    *,
+    data_dir=None,
+    batch_size=None,
+    shuffle=False,
+    seed=0,
+    dynamic_binarization=False,
+    with_labels=False,
+    cache=True,
+):
+    """A `tf.data.Dataset` of float32 images ``[H, W, C]`` in [0, 1], or ``(image, label)`` with ``with_labels``.
+
+    Args:
+        name: one of `DATASETS`.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        data_dir: folder with canonical files (or its parent), or a tfds data directory. Without it,
+            tfds sources are downloaded (which fails offline with a `DataUnavailableError`).
+        batch_size: batch the dataset (the last batch may be smaller). Unbatched when None.
+        shuffle: reshuffle every epoch, deterministically given ``seed``.
+        seed: seed for shuffling and dynamic binarization.
+        dynamic_binarization: replace each grey pixel p by a fresh Bernoulli(p) draw every epoch
+            (a no-op for sources that are already binary).
+        with_labels: yield ``(image, label)``; labels are int32 (`DatasetInfo.label_kind` says what they are).
+        cache: cache decoded images in memory (sources that are not already in memory; sprites are
+            rendered on the fly and never cached).
+    """
+    import tensorflow as tf
+
+    spec = _spec(name)
+    _check_split(split)
+    if with_labels and spec.label_kind is None:
+        raise ValueError(f"Dataset {name!r} has no labels; use with_labels=False.")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    seed = int(seed)
+    if name == "sprites":
+        return _sprites_dataset(split, batch_size, shuffle, seed, with_labels)
+
+    ds, size = _source(name, spec, split, data_dir)
+    if cache and size is None:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(size or SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    binarize = dynamic_binarization and not spec.binary
+    if binarize:
+        # One stateless seed per example, different every epoch, fixed by ``seed``.
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True))
+    else:
+        ds = ds.map(lambda example, label: ((example, label), None))
+
+    def finish(example, noise_seed):
+        image, label = example
+        if spec.binary:  # 0/1 sources; `> 0` also accepts 0/255 encodings
+            image = tf.cast(image > 0, tf.float32)
+        else:
+            image = tf.cast(image, tf.float32) / 255.0
+        if binarize:
+            draw = tf.random.stateless_uniform(tf.shape(image), seed=tf.stack([noise_seed, 0]))
+            image = tf.cast(draw < image, tf.float32)
+        image = tf.ensure_shape(image, spec.image_shape)
+        return (image, label) if with_labels else image
+
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size:
+        ds = ds.batch(batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -20,9 +20,11 @@ from keras_vae.objectives import iwae_bound
 from keras_vae.posteriors import GaussianPosterior
 from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, get_prior
 from keras_vae.saving import load_vae
+from keras_vae.variants import ConditionalVAE
 
 __all__ = [
     "VAE",
+    "ConditionalVAE",
     "build_vae",
     "BernoulliLikelihood",
     "GaussianLikelihood",

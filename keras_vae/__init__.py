@@ -20,11 +20,15 @@ from keras_vae.objectives import iwae_bound
 from keras_vae.posteriors import GaussianPosterior
 from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, get_prior
 from keras_vae.saving import load_vae
-from keras_vae.variants import ConditionalVAE
+from keras_vae.variants import IAFVAE, BetaTCVAE, BetaVAE, ConditionalVAE, LadderVAE
 
 __all__ = [
     "VAE",
+    "BetaVAE",
+    "BetaTCVAE",
     "ConditionalVAE",
+    "LadderVAE",
+    "IAFVAE",
     "build_vae",
     "BernoulliLikelihood",
     "GaussianLikelihood",

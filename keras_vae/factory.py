@@ -5,14 +5,26 @@ Example:
 >>> vae = build_vae((32, 32, 3), latent_dim=32, architecture="conv", likelihood="gaussian")
 >>> vae.compile(optimizer="adam")
 >>> cvae = build_vae((28, 28, 1), 8, variant="cvae", num_classes=10)
+>>> ladder = build_vae((28, 28, 1), 16, architecture="mlp", variant="ladder", lower_latent_dims=(64, 32))
 """
 
 from keras_vae.model import VAE
 from keras_vae.networks import ARCHITECTURES
-from keras_vae.variants import ConditionalVAE, conditional_decoder, conditional_encoder
+from keras_vae.variants import (
+    BetaTCVAE,
+    BetaVAE,
+    ConditionalVAE,
+    IAFVAE,
+    LadderVAE,
+    conditional_decoder,
+    conditional_encoder,
+)
+from keras_vae.variants.ladder import DEFAULT_LOWER_LATENT_DIMS
 
 NETWORK_OPTIONS = ("hidden_units", "filters", "kernel_size", "dense_units", "activation")
-VARIANTS = ("vae", "cvae")
+# Variants whose networks are the plain encoder/decoder pair; "cvae" and "ladder" need their own.
+VARIANT_CLASSES = {"vae": VAE, "beta_vae": BetaVAE, "beta_tcvae": BetaTCVAE, "iaf": IAFVAE}
+VARIANTS = ("vae", "beta_vae", "beta_tcvae", "cvae", "ladder", "iaf")
 
 
 def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoulli", variant="vae", **options):
@@ -23,7 +35,10 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
         latent_dim: size of the latent code (for ``"ladder"``: the top layer's).
         architecture: ``"conv"`` or ``"mlp"``.
         likelihood: ``"bernoulli"`` or ``"gaussian"`` (or a likelihood layer).
-        variant: ``"vae"`` or ``"cvae"`` (`ConditionalVAE`; needs ``num_classes`` or ``label_dim``).
+        variant: ``"vae"`` (`VAE`), ``"beta_vae"`` (`BetaVAE`), ``"beta_tcvae"`` (`BetaTCVAE`; needs
+            ``dataset_size``), ``"cvae"`` (`ConditionalVAE`; needs ``num_classes`` or ``label_dim``),
+            ``"ladder"`` (`LadderVAE`; ``lower_latent_dims``, ``ladder_units``) or ``"iaf"`` (`IAFVAE`;
+            ``num_flows``, ``flow_units``). Any of them takes ``prior="mixture"``.
         **options: network options (``hidden_units`` for mlp; ``filters``, ``kernel_size``,
             ``dense_units`` for conv; ``activation``), the rest go to the model class (``prior``, ``beta``,
             ``kl_warmup_steps``, ``free_bits``, ``seed``, and the variant's own options).
@@ -58,6 +73,14 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
         decoder = conditional_decoder(inner_decoder, latent_dim, int(size))
         return ConditionalVAE(encoder, decoder, latent_dim, likelihood=likelihood, **options)
 
+    if variant == "ladder":
+        # The encoder is the bottom of the bottom-up pass; the decoder reads the bottom layer's codes.
+        lower = tuple(options.setdefault("lower_latent_dims", DEFAULT_LOWER_LATENT_DIMS))
+        bottom = int(lower[0]) if lower else latent_dim  # LadderVAE itself rejects an empty hierarchy
+        encoder = make_encoder(input_shape, bottom, **net_options)
+        decoder = make_decoder(input_shape, bottom, **decoder_options)
+        return LadderVAE(encoder, decoder, latent_dim, likelihood=likelihood, **options)
+
     encoder = make_encoder(input_shape, latent_dim, **net_options)
     decoder = make_decoder(input_shape, latent_dim, **decoder_options)
-    return VAE(encoder, decoder, latent_dim, likelihood=likelihood, **options)
+    return VARIANT_CLASSES[variant](encoder, decoder, latent_dim, likelihood=likelihood, **options)

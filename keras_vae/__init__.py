@@ -11,8 +11,11 @@ Example:
 
 __version__ = "0.1.0"
 
+from keras_vae.anomaly import anomaly_scores, score_threshold
+from keras_vae.disentanglement import factor_vae_score, mutual_information_gap
 from keras_vae.factory import build_vae
 from keras_vae.images import image_grid
+from keras_vae.latent import apply_attribute, attribute_vector, blend, encode_means, interpolate, traverse
 from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
 from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
@@ -44,4 +47,14 @@ __all__ = [
     "mlp_decoder",
     "conv_encoder",
     "conv_decoder",
+    "encode_means",
+    "interpolate",
+    "attribute_vector",
+    "apply_attribute",
+    "blend",
+    "traverse",
+    "anomaly_scores",
+    "score_threshold",
+    "mutual_information_gap",
+    "factor_vae_score",
 ]

@@ -1,0 +1,77 @@
+"""Anomaly scores: how badly a trained VAE explains each input, in nats (higher = more anomalous).
+
+- ``"elbo"``: the negative ELBO, averaged over ``num_samples`` posterior draws.
+- ``"iwae"``: the importance-weighted negative log-likelihood estimate, ``-iwae_bound`` with
+  ``num_samples`` importance samples (tighter, slower).
+
+A threshold is a quantile of the scores of normal (training) data: inputs scoring above it are flagged.
+
+Example:
+
+>>> train_scores = anomaly_scores(vae, train_images, method="iwae", num_samples=100)
+>>> threshold = score_threshold(train_scores, quantile=0.99)
+>>> flagged = anomaly_scores(vae, new_images, method="iwae", num_samples=100) > threshold
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_vae.objectives import iwae_bound
+
+SCORE_METHODS = ("elbo", "iwae")
+DEFAULT_NUM_SAMPLES = {"elbo": 10, "iwae": 100}
+
+
+def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=128, seed=0, labels=None):
+    """Per-example anomaly scores (nats), numpy ``[n]``.
+
+    Args:
+        model: a trained `VAE` (any variant).
+        images: ``[n, H, W, C]`` in the model's data range.
+        method: ``"elbo"`` (negative ELBO) or ``"iwae"`` (importance-weighted negative log-likelihood).
+        num_samples: posterior / importance samples per example (default 10 for elbo, 100 for iwae).
+        batch_size: examples scored at once.
+        seed: the same seed gives the same scores.
+        labels: for conditional models, one label per image.
+    """
+    if method not in SCORE_METHODS:
+        raise ValueError(f"Unknown score method {method!r}; expected one of {list(SCORE_METHODS)}.")
+    num_samples = DEFAULT_NUM_SAMPLES[method] if num_samples is None else int(num_samples)
+    if num_samples < 1 or int(batch_size) < 1:
+        raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
+    images = np.asarray(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
+        raise ValueError(f"Expected images of shape (n, {', '.join(map(str, model.image_shape))}), got {images.shape}.")
+    images = images.astype(np.float32)
+    if not np.all(np.isfinite(images)):
+        raise ValueError("Images contain non-finite values (NaN or Inf).")
+    conditional = getattr(model, "conditional", False)
+    if conditional and (labels is None or len(labels) != len(images)):
+        raise ValueError("A conditional model needs labels=, one per image, to score images.")
+    scores = []
+    for index, start in enumerate(range(0, len(images), int(batch_size))):
+        chunk = images[start : start + int(batch_size)]
+        inputs = (chunk, np.asarray(labels[start : start + int(batch_size)])) if conditional else chunk
+        # Distinct noise for every batch, reproducible from the seed.
+        batch_seed = int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0] % 2**31)
+        if method == "iwae":
+            log_px = iwae_bound(model, inputs, num_samples=num_samples, chunk_size=min(num_samples, 100),
+                                seed=batch_seed)
+            scores.append(-np.asarray(log_px))
+        else:
+            log_w = model.log_importance_weights(inputs, num_samples, seed=tf.constant([batch_seed, 0], tf.int32))
+            scores.append(-np.asarray(log_w).mean(axis=0))
+    scores = np.concatenate(scores)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("The model produced non-finite scores (NaN or Inf): is it trained and finite?")
+    return scores
+
+
+def score_threshold(scores, quantile=0.99):
+    """The ``quantile`` of ``scores`` (e.g. training scores): the anomaly threshold."""
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 1 or not len(scores) or not np.all(np.isfinite(scores)):
+        raise ValueError("Scores must be a non-empty 1-D array of finite numbers.")
+    if not 0.0 < float(quantile) < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return float(np.quantile(scores, float(quantile)))

@@ -1,0 +1,230 @@
+"""Latent-space operations: codes of inputs, interpolation, attribute vectors, style blending, traversals.
+
+Every function takes inputs as images ``[n, H, W, C]`` (encoded to their posterior means) or, where
+it says so, as latent codes ``[n, latent_dim]``, and returns decoded images (numpy, values in [0, 1]
+for Bernoulli models). For a conditional model (``model.conditional``) pass ``label=``: the one
+label used both to encode the inputs and to decode the results (attribute vectors take one label
+per image, ``labels=``).
+
+Example:
+
+>>> strip = interpolate(vae, images[0], images[1], num_steps=8, method="spherical")   # [8, H, W, C]
+>>> smile = attribute_vector(vae, faces, has_attribute=smiling)                       # [latent_dim]
+>>> edited = apply_attribute(vae, faces[:4], smile, strength=1.5)
+>>> mixed = blend(vae, images[:3], weights=[0.5, 0.3, 0.2])                           # [1, H, W, C]
+>>> grid = traverse(vae, images[0], dims=[0, 1, 2], values=np.linspace(-3, 3, 7))     # [3, 7, H, W, C]
+"""
+
+import numpy as np
+
+INTERPOLATIONS = ("linear", "spherical")
+
+
+def lerp(start, end, num_steps):
+    """``num_steps`` points on the segment from ``start`` to ``end`` (both ends included): ``[num_steps, d]``."""
+    start, end = _pair(start, end)
+    t = np.linspace(0.0, 1.0, _steps(num_steps))[:, np.newaxis]
+    return ((1.0 - t) * start + t * end).astype(np.float32)
+
+
+def slerp(start, end, num_steps):
+    """Spherical interpolation (Shoemake 1985; White 2016 for VAE codes): ``[num_steps, d]``.
+
+    Follows the great circle between the directions of ``start`` and ``end``, so intermediate codes
+    keep a typical norm for a Gaussian prior instead of passing near the origin. Falls back to
+    `lerp` when the two codes are (anti)parallel or zero.
+    """
+    start, end = _pair(start, end)
+    norms = np.linalg.norm(start) * np.linalg.norm(end)
+    if norms == 0:
+        return lerp(start, end, num_steps)
+    omega = np.arccos(np.clip(np.dot(start, end) / norms, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:
+        return lerp(start, end, num_steps)
+    t = np.linspace(0.0, 1.0, _steps(num_steps))[:, np.newaxis]
+    path = (np.sin((1.0 - t) * omega) * start + np.sin(t * omega) * end) / np.sin(omega)
+    return path.astype(np.float32)
+
+
+def _steps(num_steps):
+    if int(num_steps) < 2:
+        raise ValueError(f"num_steps must be >= 2 (both ends are included), got {num_steps}")
+    return int(num_steps)
+
+
+def _pair(start, end):
+    start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    if start.ndim != 1 or start.shape != end.shape:
+        raise ValueError(f"Expected two codes of the same shape (d,), got {start.shape} and {end.shape}.")
+    if not (np.all(np.isfinite(start)) and np.all(np.isfinite(end))):
+        raise ValueError("Codes contain non-finite values (NaN or Inf).")
+    return start, end
+
+
+def _label_batch(model, label, n):
+    if not getattr(model, "conditional", False):
+        if label is not None:
+            raise ValueError("label= is only for conditional models.")
+        return None
+    if label is None:
+        raise ValueError("A conditional model needs label=: the label to encode and decode with.")
+    label = np.asarray(label)
+    return np.broadcast_to(label, (n, *label.shape))
+
+
+def encode_means(model, images, labels=None, batch_size=256):
+    """Posterior means ``[n, latent_dim]`` (numpy) of ``images`` ``[n, H, W, C]``, ``batch_size`` at a time.
+
+    Conditional models need ``labels`` (one per image).
+    """
+    images = _images(model, images)
+    if getattr(model, "conditional", False):
+        if labels is None:
+            raise ValueError("A conditional model needs labels= (one per image) to encode images.")
+        labels = np.asarray(labels)
+        if len(labels) != len(images):
+            raise ValueError(f"Got {len(labels)} labels for {len(images)} images.")
+    elif labels is not None:
+        raise ValueError("labels= is only for conditional models.")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    means = []
+    for start in range(0, len(images), int(batch_size)):
+        chunk = images[start : start + int(batch_size)]
+        if labels is None:
+            posterior = model.encode(chunk)
+        else:
+            posterior = model.encode(chunk, labels[start : start + int(batch_size)])
+        means.append(np.asarray(posterior.mean()))
+    return np.concatenate(means).astype(np.float32)
+
+
+def decode_codes(model, codes, label=None, batch_size=256):
+    """Decoded images (numpy) of codes ``[n, latent_dim]``; conditional models decode with ``label``."""
+    codes = np.asarray(codes, np.float32)
+    if codes.ndim != 2 or codes.shape[1] != model.latent_dim:
+        raise ValueError(f"Expected codes of shape (n, {model.latent_dim}), got {codes.shape}.")
+    labels = _label_batch(model, label, len(codes))
+    out = []
+    for start in range(0, len(codes), int(batch_size)):
+        chunk = codes[start : start + int(batch_size)]
+        if labels is None:
+            out.append(np.asarray(model.decode(chunk)))
+        else:
+            out.append(np.asarray(model.decode(chunk, labels[start : start + int(batch_size)])))
+    return np.concatenate(out)
+
+
+def _images(model, images):
+    images = np.asarray(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
+        raise ValueError(f"Expected images of shape (n, {', '.join(map(str, model.image_shape))}), got {images.shape}.")
+    images = images.astype(np.float32)
+    if not np.all(np.isfinite(images)):
+        raise ValueError("Images contain non-finite values (NaN or Inf).")
+    return images
+
+
+def codes_of(model, inputs, label=None):
+    """Codes ``[n, latent_dim]`` for inputs given as images ``[n, H, W, C]`` / ``[H, W, C]`` or codes ``[n, d]`` / ``[d]``."""
+    inputs = np.asarray(inputs, np.float32)
+    image_shape, latent_dim = tuple(model.image_shape), model.latent_dim
+    if inputs.shape == image_shape or inputs.shape == (latent_dim,):
+        inputs = inputs[np.newaxis]
+    if tuple(inputs.shape[1:]) == image_shape:
+        return encode_means(model, inputs, _label_batch(model, label, len(inputs)))
+    if inputs.ndim == 2 and inputs.shape[1] == latent_dim:
+        if not np.all(np.isfinite(inputs)):
+            raise ValueError("Codes contain non-finite values (NaN or Inf).")
+        return inputs
+    raise ValueError(
+        f"Expected images of shape {image_shape} or codes of shape ({latent_dim},) (optionally batched), "
+        f"got {inputs.shape}."
+    )
+
+
+def interpolate(model, start, end, num_steps=8, method="linear", label=None):
+    """Decoded images ``[num_steps, H, W, C]`` along the path between two inputs or codes.
+
+    Args:
+        start, end: images ``[H, W, C]`` or codes ``[latent_dim]``.
+        method: ``"linear"`` (`lerp`) or ``"spherical"`` (`slerp`).
+    """
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"Unknown interpolation method {method!r}; expected one of {list(INTERPOLATIONS)}.")
+    z0, z1 = (_single(codes_of(model, v, label), what) for v, what in ((start, "start"), (end, "end")))
+    path = lerp(z0, z1, num_steps) if method == "linear" else slerp(z0, z1, num_steps)
+    return decode_codes(model, path, label)
+
+
+def _single(codes, what):
+    if len(codes) != 1:
+        raise ValueError(f"Expected one {what} input, got {len(codes)}.")
+    return codes[0]
+
+
+def attribute_vector(model, images, has_attribute, labels=None, batch_size=256):
+    """Mean code of the images with an attribute minus the mean code of those without: ``[latent_dim]``.
+
+    Args:
+        images: ``[n, H, W, C]``.
+        has_attribute: booleans ``[n]`` (e.g. ``mnist_labels == 7`` or ``sprite_factors[:, 0] == 2``).
+        labels: for conditional models, one label per image (used to encode).
+    """
+    has_attribute = np.asarray(has_attribute)
+    if has_attribute.dtype != bool:
+        raise ValueError(f"has_attribute must be booleans, got dtype {has_attribute.dtype}.")
+    if has_attribute.shape != (len(images),):
+        raise ValueError(f"has_attribute must have one entry per image ({len(images)}), got shape {has_attribute.shape}.")
+    if has_attribute.all() or not has_attribute.any():
+        raise ValueError("Attribute vectors need examples both with and without the attribute.")
+    codes = encode_means(model, images, labels, batch_size=batch_size)
+    return codes[has_attribute].mean(axis=0) - codes[~has_attribute].mean(axis=0)
+
+
+def apply_attribute(model, inputs, vector, strength=1.0, label=None):
+    """Decodes ``code + strength * vector`` for each input (images or codes): ``[n, H, W, C]``."""
+    vector = np.asarray(vector, np.float32)
+    if vector.shape != (model.latent_dim,):
+        raise ValueError(f"Expected an attribute vector of shape ({model.latent_dim},), got {vector.shape}.")
+    codes = codes_of(model, inputs, label)
+    return decode_codes(model, codes + float(strength) * vector, label)
+
+
+def blend(model, inputs, weights, label=None):
+    """Decodes the weighted mean of several inputs' codes: ``[1, H, W, C]``.
+
+    ``weights`` (one per input, >= 0, not all zero) are normalized to sum to 1.
+    """
+    codes = codes_of(model, inputs, label)
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != (len(codes),):
+        raise ValueError(f"Expected one weight per input ({len(codes)}), got shape {weights.shape}.")
+    if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+        raise ValueError(f"Weights must be finite, >= 0 and not all zero; got {weights.tolist()}.")
+    mixed = (weights / weights.sum()) @ codes
+    return decode_codes(model, mixed[np.newaxis].astype(np.float32), label)
+
+
+def traverse(model, inputs, dims=None, values=None, label=None):
+    """Sweeps each latent dimension in ``dims`` over ``values``, the others fixed at the input's code.
+
+    Args:
+        inputs: one image ``[H, W, C]`` or code ``[latent_dim]`` (the starting point).
+        dims: latent dimensions to sweep (default: all).
+        values: the values each swept dimension takes (default ``linspace(-3, 3, 7)``).
+
+    Returns decoded images ``[len(dims), len(values), H, W, C]``.
+    """
+    code = _single(codes_of(model, inputs, label), "input")
+    dims = list(range(model.latent_dim)) if dims is None else [int(d) for d in dims]
+    if not dims or min(dims) < 0 or max(dims) >= model.latent_dim:
+        raise ValueError(f"dims must be latent dimensions in [0, {model.latent_dim}), got {dims}.")
+    values = np.linspace(-3.0, 3.0, 7) if values is None else np.asarray(values, np.float32)
+    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values)):
+        raise ValueError(f"values must be a non-empty 1-D array of finite numbers, got {values!r}.")
+    codes = np.repeat(code[np.newaxis], len(dims) * len(values), axis=0).reshape(len(dims), len(values), -1)
+    for row, dim in enumerate(dims):
+        codes[row, :, dim] = values
+    images = decode_codes(model, codes.reshape(-1, model.latent_dim), label)
+    return images.reshape(len(dims), len(values), *images.shape[1:])

@@ -1,0 +1,66 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_vae
+from keras_vae.anomaly import anomaly_scores, score_threshold
+
+
+def _boxes(n, seed):
+    """14x14 binary images of random filled rectangles (a module fixture cannot use conftest's function ones)."""
+    rng = np.random.RandomState(seed)
+    images = np.zeros((n, 14, 14, 1), np.float32)
+    for image, (top, left, height, width) in zip(images, rng.randint([0, 0, 3, 3], [7, 7, 7, 7], size=(n, 4))):
+        image[top : top + height, left : left + width] = 1.0
+    return images
+
+
+@pytest.fixture(scope="module")
+def trained():
+    images = _boxes(96, seed=5)
+    vae = keras_vae.build_vae((14, 14, 1), 3, architecture="mlp", hidden_units=(48,), seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(5e-3))
+    vae.fit(images, batch_size=32, epochs=20, verbose=0)
+    return vae, images
+
+
+def test_noise_scores_higher_than_normal_data_under_both_methods(trained):
+    vae, images = trained
+    noise = (np.random.RandomState(0).rand(20, 14, 14, 1) > 0.5).astype(np.float32)
+    for method in ("elbo", "iwae"):
+        normal = anomaly_scores(vae, images, method=method, num_samples=20, batch_size=40)
+        odd = anomaly_scores(vae, noise, method=method, num_samples=20)
+        assert normal.shape == (96,) and odd.shape == (20,)
+        assert odd.min() > score_threshold(normal, 0.99), method
+
+
+def test_scores_are_the_negative_elbo_and_iwae_nll_and_are_seeded(trained):
+    vae, images = trained
+    x = images[:8]
+    elbo = anomaly_scores(vae, x, method="elbo", num_samples=400)
+    np.testing.assert_array_equal(elbo, anomaly_scores(vae, x, method="elbo", num_samples=400))
+    # 400 draws average the per-example negative ELBO of compute_terms.
+    repeated = vae.compute_terms(np.repeat(x, 400, axis=0))["elbo"].numpy().reshape(8, 400).mean(1)
+    np.testing.assert_allclose(elbo, -repeated, atol=1.0)  # two Monte Carlo estimates
+    iwae = anomaly_scores(vae, x, method="iwae", num_samples=200, seed=1)
+    np.testing.assert_allclose(iwae, -keras_vae.iwae_bound(vae, x, num_samples=200, chunk_size=100,
+                                                            seed=_first_batch_seed(1)), rtol=1e-6)
+    assert np.all(iwae <= elbo + 0.05)  # the importance-weighted bound is tighter
+
+
+def _first_batch_seed(seed):
+    return int(np.random.SeedSequence([seed, 0]).generate_state(1)[0] % 2**31)
+
+
+def test_threshold_is_the_quantile_and_bad_input_raises(trained):
+    scores = np.arange(101, dtype=float)
+    assert score_threshold(scores, 0.9) == pytest.approx(90.0)
+    with pytest.raises(ValueError, match="quantile"):
+        score_threshold(scores, 1.0)
+    vae, images = trained
+    with pytest.raises(ValueError, match="non-finite"):
+        anomaly_scores(vae, np.full((2, 14, 14, 1), np.nan, np.float32))
+    with pytest.raises(ValueError, match="Unknown score method"):
+        anomaly_scores(vae, images[:2], method="mse")
+    with pytest.raises(ValueError, match=r"shape \(n, 14, 14, 1\)"):
+        anomaly_scores(vae, images[:2, :10])

@@ -1,0 +1,108 @@
+"""The TFLite variants: they load and run in ai_edge_litert, match the SavedModel, and use builtin ops only."""
+
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_vae
+from export.tflite import VARIANTS, TFLiteModel, convert_tflite
+
+# Parity with the SavedModel on fresh random codes, pixels in [0, 1]: (statistic, bound).
+PARITY = {"float32": ("max", 1e-5), "float16": ("max", 1e-2), "dynamic_range": ("max", 0.05), "int8": ("mean", 0.05)}
+
+
+@pytest.fixture(scope="module")
+def decode_signature(exported):
+    return tf.saved_model.load(exported.saved_model_dir).signatures["serving_default"]
+
+
+def builtin_ops(path, capfd):
+    """``{signature: [op names]}`` of a .tflite file, from TF's model analyzer."""
+    capfd.readouterr()
+    tf.lite.experimental.Analyzer.analyze(model_path=path)
+    text = capfd.readouterr().out
+    ops = {}
+    for name, body in re.findall(r"Subgraph#\d+ (\w+)\(.*?\n(.*?)\n\n", text, flags=re.S):
+        ops[name] = re.findall(r"Op#\d+ (\w+)\(", body)
+    return ops
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_runs_both_signatures_and_matches_the_saved_model(variant, exported, decode_signature):
+    model = TFLiteModel(exported.tflite_paths[variant])
+    assert model.latent_dim == 4 and not model.conditional
+    z = np.random.default_rng(42).standard_normal((64, 4)).astype(np.float32)
+    images = model.decode(z)
+    reference = decode_signature(z=tf.constant(z))["images"].numpy()
+    assert images.shape == reference.shape == (64, 16, 16, 1)
+    # Finite and varying: weights left as uninitialised variables would give NaN or constants.
+    assert np.all(np.isfinite(images)) and images.std(axis=0).mean() > 0.02
+    statistic, bound = PARITY[variant]
+    difference = getattr(np.abs(images - reference), statistic)()
+    assert difference <= bound, (variant, statistic, difference)
+
+    first, second = model.sample(256), model.sample(256)
+    assert first["images"].shape == (256, 16, 16, 1) and first["z"].shape == (256, 4)
+    assert np.all(np.isfinite(first["images"])) and np.abs(first["z"] - second["z"]).max() > 0.1
+    assert abs(first["z"].mean()) < 0.2 and 0.8 < first["z"].std() < 1.2  # N(0, I) prior
+    # The sampled images are the decoded z (int8: each signature has its own calibrated quantization).
+    again = np.abs(first["images"] - model.decode(first["z"]))
+    assert (again.mean() <= 0.05) if variant == "int8" else (again.max() <= 1e-5)
+
+
+def test_files_embed_the_weights_and_quantization_shrinks_them(exported, vae):
+    decoder_weights = vae.decoder.count_params()
+    sizes = {v: os.path.getsize(p) for v, p in exported.tflite_paths.items()}
+    assert sizes["float32"] > 4 * decoder_weights  # float32 weights are in the flatbuffer, not variables
+    assert sizes["float16"] < sizes["float32"] and sizes["dynamic_range"] < sizes["float32"]
+    assert sizes["int8"] < sizes["float32"]
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_only_builtin_ops_and_on_device_random_sampling(variant, exported, capfd):
+    ops = builtin_ops(exported.tflite_paths[variant], capfd)
+    assert set(ops) == {"decode", "sample"}
+    assert "RANDOM_STANDARD_NORMAL" in ops["sample"]
+    assert not [op for ops_ in ops.values() for op in ops_ if op.startswith("Flex") or op == "CUSTOM"]
+    if variant == "int8":
+        assert "FULLY_CONNECTED" in ops["decode"] and "QUANTIZE" in ops["decode"]
+
+
+def test_bad_inputs_are_rejected_before_running(exported):
+    model = TFLiteModel(exported.tflite_paths["float32"], num_threads=2)
+    with pytest.raises(ValueError, match=r"Expected z of shape \(batch >= 1, 4\)"):
+        model.decode(np.zeros([2, 5], np.float32))
+    with pytest.raises(ValueError, match="must be finite"):
+        model.decode(np.full([1, 4], np.inf, np.float32))
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="not conditional"):
+        model.sample(2, labels=[1])
+    with pytest.raises(FileNotFoundError):
+        TFLiteModel(os.path.join(os.path.dirname(exported.tflite_paths["float32"]), "missing.tflite"))
+
+
+def test_a_corrupt_file_gives_a_clear_error(tmp_path):
+    path = tmp_path / "broken.tflite"
+    path.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(ValueError, match="not a valid TFLite model"):
+        TFLiteModel(path)
+
+
+def test_mixture_prior_samples_on_device_from_the_mixture(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,), prior="mixture")
+    locs = np.array([[-4.0, 0.0], [4.0, 0.0], [0.0, 4.0]], np.float32)
+    model.prior.locs.assign(np.pad(locs, [(0, 7), (0, 0)]))
+    model.prior.logits.assign(np.array([0.0, 0.0, 0.0] + [-30.0] * 7, np.float32))  # three live components
+    path = convert_tflite(model, tmp_path, variants=("float32",))["float32"]
+    z = TFLiteModel(path).sample(3000)["z"]
+    nearest = np.argmin(((z[:, None, :] - locs[None]) ** 2).sum(-1), axis=1)
+    shares = np.bincount(nearest, minlength=3) / len(z)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)
+    spread = z - locs[nearest]
+    assert 0.85 < spread.std() < 1.15  # component scales are softplus(0.5413) = 1

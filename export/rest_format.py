@@ -127,7 +127,7 @@ def _contains_bool(value):
     return isinstance(value, list) and any(_contains_bool(v) for v in value)
 
 
-_KIND_NAMES = {"f": "floats", "b": "booleans", "U": "strings", "S": "strings", "O": "null, objects or mixed values"}
+_KIND_NAMES = {"f": "floats", "b": "booleans", "U": "strings", "S": "strings", "O": "null, objects, mixed values or out-of-range integers"}
 
 
 def _array(value, dtype, name, check_bools):
@@ -148,7 +148,8 @@ def _array(value, dtype, name, check_bools):
         info = np.iinfo(wanted)
         if array.min() < info.min or array.max() > info.max:
             raise ServingError(f"Input '{name}': values out of range for {wanted.name}.")
-    converted = array.astype(wanted)
+    with np.errstate(over="ignore"):
+        converted = array.astype(wanted)
     if wanted.kind == "f" and np.any(np.isinf(converted) & np.isfinite(array)):
         raise ServingError(f"Input '{name}': values too large for {wanted.name} (they would become Infinity).")
     return converted

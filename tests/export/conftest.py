@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import threading
 
 import keras
 import numpy as np
@@ -69,3 +70,22 @@ def exported(run_dir, tmp_path_factory):
 def model_copy(exported, tmp_path):
     """A private copy of the exported model folder (BASE/NAME), for tests that add or remove versions."""
     return shutil.copytree(exported.model_dir, tmp_path / "vae")
+
+
+@pytest.fixture(scope="session")
+def rest_server(exported, tmp_path_factory):
+    """`keras-vae serve`'s server on a free 127.0.0.1 port, serving a copy of the export (small limits)."""
+    from export.server import make_server
+
+    base = shutil.copytree(exported.model_dir, tmp_path_factory.mktemp("served") / "vae")
+    server = make_server(base, port=0, max_batch_size=64, max_request_bytes=1 << 20)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_url(rest_server):
+    return f"http://127.0.0.1:{rest_server.server_port}"

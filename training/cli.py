@@ -9,6 +9,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
+    "export.commands",
 )
 
 

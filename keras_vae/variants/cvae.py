@@ -52,7 +52,8 @@ class ConditionalVAE(VAE):
             (see `conditional_decoder`).
         latent_dim: size of the latent code.
         num_classes: labels are class indices in ``[0, num_classes)``, one-hot encoded (K = num_classes).
-        label_dim: labels are float vectors of this size (K = label_dim). Give exactly one of the two.
+        label_dim: labels are vectors of this size (K = label_dim; e.g. sprite factor indices), used as
+            floats. Give exactly one of the two.
         **kwargs: as for `VAE` (likelihood, prior, beta, ...).
 
     ``encode(x, labels)``, ``decode(z, labels)``, ``reconstruct(x, labels)`` and
@@ -113,8 +114,8 @@ class ConditionalVAE(VAE):
         """The decoder/encoder condition for ``labels``: one-hot ``[batch, num_classes]`` or the vectors."""
         labels = tf.convert_to_tensor(labels) if not isinstance(labels, (tf.Tensor, tf.Variable)) else labels
         if self.num_classes is None:
-            if not labels.dtype.is_floating:
-                raise ValueError(f"Expected float label vectors of shape (batch, {self.label_dim}), got {labels.dtype.name}.")
+            if not (labels.dtype.is_floating or labels.dtype.is_integer):
+                raise ValueError(f"Expected numeric label vectors (batch, {self.label_dim}), got {labels.dtype.name}.")
             return tf.cast(_checked_shape(labels, (self.label_dim,), "label vectors"), tf.float32)
         if not labels.dtype.is_integer:
             raise ValueError(f"Expected integer class indices (batch,), got dtype {labels.dtype.name}.")

@@ -1,0 +1,81 @@
+"""`keras-vae export` and `keras-vae sample` through the real command line entry point."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import keras_vae
+from training.cli import main
+
+
+def read_png(path):
+    return np.asarray(Image.open(path))
+
+
+def test_export_command_writes_versions_and_refuses_to_overwrite(run_dir, tmp_path, capsys):
+    base = str(tmp_path / "models")
+    assert main(["export", run_dir, "--name", "bars", "--base-dir", base]) == 0
+    out = capsys.readouterr().out
+    assert f"SavedModel (version 1): {os.path.join(base, 'bars', '1')}" in out
+    assert os.path.isfile(os.path.join(base, "bars", "1", "saved_model.pb"))
+    assert main(["export", run_dir, "--name", "bars", "--base-dir", base, "--with-encoder"]) == 0
+    assert "SavedModel (version 2)" in capsys.readouterr().out
+    assert "score" in tf.saved_model.load(os.path.join(base, "bars", "2")).signatures
+    assert main(["export", run_dir, "--name", "bars", "--base-dir", base, "--version", "1"]) == 2
+    assert "Version 1 already exists" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing"), "--name", "bars", "--base-dir", base]) == 2
+    assert "No model file or run directory" in capsys.readouterr().err
+
+
+def test_sample_command_from_every_kind_of_source(run_dir, exported, tmp_path, capsys):
+    sources = {
+        "run": run_dir,
+        "keras": os.path.join(run_dir, "model.keras"),
+        "base": exported.model_dir,
+        "version": exported.saved_model_dir,
+    }
+    grids = {}
+    for tag, source in sources.items():
+        out = str(tmp_path / tag / "grid.png")  # the parent folder does not exist yet
+        assert main(["sample", source, "-n", "6", "--out", out, "--seed", "3"]) == 0, capsys.readouterr().err
+        grids[tag] = read_png(out)
+        assert grids[tag].shape == (2 * 16 + 1, 3 * 16 + 2)  # 6 images: 3 columns x 2 rows, 1-pixel padding
+    np.testing.assert_array_equal(grids["run"], grids["keras"])
+    np.testing.assert_array_equal(grids["base"], grids["version"])
+    # The PNG is the image grid of the SavedModel's seeded samples.
+    sample = tf.saved_model.load(exported.saved_model_dir).signatures["sample"]
+    images = sample(num_samples=tf.constant(6), temperature=tf.constant(1.0), seed=tf.constant(3, tf.int64))["images"]
+    np.testing.assert_array_equal(grids["version"], keras_vae.image_grid(images.numpy())[..., 0])
+    other = str(tmp_path / "other.png")
+    assert main(["sample", exported.saved_model_dir, "-n", "6", "--out", other, "--seed", "4"]) == 0
+    assert not np.array_equal(read_png(other), grids["version"])
+
+    tflite = str(tmp_path / "tflite.png")
+    assert main(["sample", exported.tflite_paths["int8"], "-n", "4", "--out", tflite, "--columns", "4"]) == 0
+    assert read_png(tflite).shape == (16, 4 * 16 + 3)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--seed", "1"], "--seed and --temperature are not available"),
+        (["-n", "0"], "-n must be >= 1"),
+        (["--label", "1"], "not conditional"),
+    ],
+)
+def test_sample_command_errors(exported, tmp_path, capsys, arguments, message):
+    source = exported.tflite_paths["float32"] if "--seed" in arguments else exported.saved_model_dir
+    out = str(tmp_path / "grid.png")
+    assert main(["sample", source, "--out", out, *arguments]) == 2
+    assert message in capsys.readouterr().err and not os.path.exists(out)
+
+
+def test_sample_command_reports_a_missing_source_and_an_oversized_request(exported, tmp_path, capsys):
+    out = str(tmp_path / "grid.png")
+    assert main(["sample", str(tmp_path / "nothing"), "--out", out]) == 2
+    assert "No model at" in capsys.readouterr().err
+    assert main(["sample", exported.saved_model_dir, "-n", "5000", "--out", out]) == 2
+    assert "num_samples must be <= 1024" in capsys.readouterr().err

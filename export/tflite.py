@@ -2,7 +2,8 @@
 
 Variants (``VARIANTS``): ``float32``; ``float16`` (float16 weights); ``dynamic_range`` (int8 weights,
 float activations); ``int8`` (full integer quantization of weights and activations, calibrated on
-codes drawn from the prior; float32 inputs and outputs). Each has the signatures ``decode``
+codes drawn from the prior; float32 inputs and outputs; for conditional models the label's ONE_HOT
+stays float, working around a quantizer bug). Each has the signatures ``decode``
 (``z`` -> ``images``) and ``sample`` (``num_samples`` -> ``images``, ``z``), using builtin ops only
 (no SELECT_TF_OPS, which the pip LiteRT runtime cannot run).
 
@@ -50,21 +51,33 @@ def _representative_dataset(model):
     return batches
 
 
-def _converter(saved_model_dir, variant, model):
+def _convert(saved_model_dir, variant, model):
+    """The flatbuffer of one variant, converted from the SavedModel at ``saved_model_dir``."""
     import tensorflow as tf
+
+    from export.signatures import is_conditional
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=list(SIGNATURES))
     if variant == "float32":
-        return converter
+        return converter.convert()
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         converter.representative_dataset = _representative_dataset(model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if is_conditional(model):
+            # TF 2.21's quantizer gives ONE_HOT (the label encoding) an int8 output whose scale differs
+            # from its on/off values', corrupting the label; that one op stays float.
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=converter.representative_dataset,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["ONE_HOT"]),
+            )
+            return debugger.get_nondebug_quantized_model()
     elif variant != "dynamic_range":
         raise ValueError(f"Unknown TFLite variant {variant!r}; expected one of {VARIANTS}.")
-    return converter
+    return converter.convert()
 
 
 def convert_tflite(model, out_dir, variants=VARIANTS):
@@ -83,7 +96,7 @@ def convert_tflite(model, out_dir, variants=VARIANTS):
             with warnings.catch_warnings():
                 # int8 calibration runs TF's own deprecated tf.lite.Interpreter internally.
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-                flatbuffer = _converter(source, variant, model).convert()
+                flatbuffer = _convert(source, variant, model)
             path = os.path.join(out_dir, f"{variant}.tflite")
             with open(path, "wb") as f:
                 f.write(flatbuffer)

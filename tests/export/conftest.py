@@ -44,6 +44,12 @@ def _run_dir(root, model, dataset):
 
 
 @pytest.fixture(scope="session")
+def fit_briefly():
+    """``fit_briefly(model, *fit_data)``: compiles and fits a tiny model for 8 epochs, seeded."""
+    return _fit
+
+
+@pytest.fixture(scope="session")
 def bar_data():
     return bars(512)
 

@@ -1,0 +1,115 @@
+"""Exporting a conditional VAE (keras_vae.variants.ConditionalVAE): a `label` input on every signature."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_vae
+from export.client import RestClient
+from export.saved_model import export_model
+from export.server import make_server
+from export.tflite import TFLiteModel
+from training.cli import main
+
+IMAGE_SHAPE, LATENT_DIM = (16, 16, 1), 4
+
+
+@pytest.fixture(scope="module")
+def cvae(bar_data, fit_briefly):
+    model = keras_vae.build_vae(
+        IMAGE_SHAPE, LATENT_DIM, architecture="mlp", hidden_units=(32,), variant="cvae", num_classes=2, seed=0
+    )
+    return fit_briefly(model, *bar_data)
+
+
+@pytest.fixture(scope="module")
+def cexport(cvae, tmp_path_factory):
+    return export_model(cvae, base_dir=str(tmp_path_factory.mktemp("cmodels")), name="cvae", with_encoder=True, tflite=True)
+
+
+@pytest.fixture(scope="module")
+def signatures(cexport):
+    return tf.saved_model.load(cexport.saved_model_dir).signatures
+
+
+def codes(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, LATENT_DIM)).astype(np.float32)
+
+
+def test_signatures_take_labels_and_match_the_keras_model(signatures, cvae, bar_data):
+    for name in ("serving_default", "sample", "encode", "reconstruct", "score"):
+        assert signatures[name].structured_input_signature[1]["label"].dtype == tf.int32, name
+    z, labels = codes(6), np.array([0, 1, 0, 1, 1, 0], np.int32)
+    images = signatures["serving_default"](z=tf.constant(z), label=tf.constant(labels))["images"].numpy()
+    np.testing.assert_allclose(images, cvae.decode(z, labels).numpy(), atol=1e-5)
+    # The label matters: the same codes decode to horizontal (0) or vertical (1) bars.
+    flipped = signatures["serving_default"](z=tf.constant(z), label=tf.constant(1 - labels))["images"].numpy()
+    assert np.abs(images - flipped).max() > 0.2
+    x, y = bar_data[0][:4], bar_data[1][:4]
+    encoded = signatures["encode"](images=tf.constant(x), label=tf.constant(y))
+    np.testing.assert_allclose(encoded["loc"].numpy(), cvae.encode(x, y).mean().numpy(), atol=1e-5)
+    reconstructed = signatures["reconstruct"](images=tf.constant(x), label=tf.constant(y))["images"].numpy()
+    np.testing.assert_allclose(reconstructed, cvae.reconstruct(x, y).numpy(), atol=1e-5)
+    score = signatures["score"](images=tf.constant(x), label=tf.constant(y))["score"].numpy()
+    draws = -cvae.compute_terms((np.tile(x, [200, 1, 1, 1]), np.tile(y, 200)))["elbo"].numpy()
+    np.testing.assert_allclose(score, draws.reshape(200, 4).mean(axis=0), rtol=0.05)
+
+
+def _sample(signatures, labels, num_samples=4, seed=1):
+    return signatures["sample"](
+        num_samples=tf.constant(num_samples),
+        temperature=tf.constant(1.0),
+        seed=tf.constant(seed, tf.int64),
+        label=tf.constant(labels, tf.int32),
+    )
+
+
+def test_sample_takes_one_label_for_all_or_one_per_sample(signatures, cvae):
+    one = _sample(signatures, [1])
+    each = _sample(signatures, [1, 1, 1, 1])
+    np.testing.assert_array_equal(one["images"].numpy(), each["images"].numpy())
+    np.testing.assert_allclose(one["images"].numpy(), cvae.decode(one["z"].numpy(), np.ones(4, np.int32)).numpy(), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label must hold 1 label or num_samples labels"):
+        _sample(signatures, [0, 1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label must be < 2"):
+        _sample(signatures, [2])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label must be >= 0"):
+        signatures["serving_default"](z=tf.constant(codes(1)), label=tf.constant([-1]))
+
+
+@pytest.mark.parametrize("variant, statistic, bound", [("float32", "max", 1e-5), ("int8", "mean", 0.05)])
+def test_tflite_decode_and_sample_take_labels(cexport, signatures, variant, statistic, bound):
+    model = TFLiteModel(cexport.tflite_paths[variant])
+    assert model.conditional
+    z, labels = codes(32, seed=2), np.arange(32, dtype=np.int32) % 2
+    reference = signatures["serving_default"](z=tf.constant(z), label=tf.constant(labels))["images"].numpy()
+    assert getattr(np.abs(model.decode(z, labels) - reference), statistic)() <= bound
+    sampled = model.sample(8, labels=[0])
+    assert sampled["images"].shape == (8, 16, 16, 1) and np.all(np.isfinite(sampled["images"]))
+    with pytest.raises(ValueError, match="conditional: pass labels"):
+        model.sample(2)
+
+
+def test_rest_server_and_cli_with_labels(cexport, cvae, tmp_path, capsys):
+    server = make_server(cexport.model_dir, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = RestClient(f"http://127.0.0.1:{server.server_port}", "cvae")
+        z, labels = codes(3), np.array([1, 0, 1], np.int32)
+        images = client.predict({"z": z, "label": labels})
+        np.testing.assert_allclose(images, cvae.decode(z, labels).numpy(), atol=1e-5)
+        out = client.predict({"num_samples": 2, "temperature": 1.0, "seed": 0, "label": [1]}, "sample", columnar=True)
+        assert out["images"].shape == (2, 16, 16, 1)
+    finally:
+        server.close()
+        thread.join(timeout=10)
+    for source in (cexport.saved_model_dir, cexport.tflite_paths["float32"]):
+        out = str(tmp_path / f"{os.path.basename(source)}.png")
+        assert main(["sample", source, "-n", "4", "--out", out, "--label", "1"]) == 0, capsys.readouterr().err
+        assert os.path.getsize(out) > 0
+    assert main(["sample", cexport.saved_model_dir, "--out", str(tmp_path / "x.png")]) == 2
+    assert "pass a label (--label)" in capsys.readouterr().err

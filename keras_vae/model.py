@@ -278,9 +278,9 @@ class VAE(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def _update_metrics(self, terms):
+    def _update_metrics(self, terms, weight=None):
         for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
+            tracker.update_state(terms[name], sample_weight=weight)
         return {m.name: m.result() for m in self.metrics}
 
     def _total_loss(self, terms):
@@ -298,8 +298,11 @@ class VAE(keras.Model):
             loss = self._total_loss(terms)
             scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
         grads = tape.gradient(scaled_loss, self.trainable_weights)
+        weight = None
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):  # it skips non-finite steps
+            grads, terms, weight = _skip_nonfinite_everywhere(grads, terms)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update_metrics(terms)
+        return self._update_metrics(terms, weight)
 
     def test_step(self, data):
         return self._update_metrics(self.compute_terms(self.images_from(data), training=False))
@@ -323,3 +326,23 @@ class VAE(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _skip_nonfinite_everywhere(grads, terms):
+    """Makes a LossScaleOptimizer's skip of a non-finite step global, and keeps the step out of the metrics.
+
+    The optimizer tests the gradients of the first replica only (before the all-reduce), so a NaN on
+    another replica would reach every replica's weights through the sum. A non-finite loss or gradient on
+    any replica turns all gradients to NaN (every replica skips), and the step's terms get weight 0.
+    """
+    local_finite = tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(t)) for t in [*terms.values(), *grads] if t is not None]
+    )
+    num_bad = 1.0 - tf.cast(local_finite, tf.float32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        num_bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, num_bad)
+    finite = tf.equal(num_bad, 0.0)
+    grads = [g if g is None else tf.where(finite, g, tf.constant(float("nan"), g.dtype)) for g in grads]
+    terms = {k: tf.where(finite, v, tf.zeros_like(v)) for k, v in terms.items()}
+    return grads, terms, tf.cast(finite, tf.float32)

@@ -10,6 +10,8 @@ import sys
 
 COMMAND_MODULES = (
     "export.commands",
+    "training.train",
+    "training.evaluate",
 )
 
 

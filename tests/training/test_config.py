@@ -1,0 +1,80 @@
+"""TrainConfig: YAML + overrides, validation errors that name the key."""
+
+import os
+
+import pytest
+import yaml
+
+from training.config import TrainConfig, load_config, parse_assignment, save_config
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def test_defaults_and_file_with_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: mnist\nepochs: 3\nlearning_rate: 1\nmodel_options: {hidden_units: [8]}\n")
+    config = load_config(str(path), {"epochs": 7, "seed": 3})
+    assert (config.dataset, config.epochs, config.seed) == ("mnist", 7, 3)
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert config.model_options == {"hidden_units": [8]}
+    assert config.resolved_run_dir() == os.path.join("runs", "mnist")
+    assert TrainConfig().dataset == "sprites"
+
+
+def test_saved_config_loads_back(tmp_path):
+    config = load_config(None, {"latent_dim": 4, "image_shape": [64, 64, 1], "steps_per_epoch": 5})
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(str(tmp_path / "config.yaml")) == config
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"epoch": 3}, "Unknown config key 'epoch'.*Did you mean 'epochs'"),
+        ({"epochs": "3"}, "epochs must be an integer, got '3'"),
+        ({"epochs": True}, "epochs must be an integer"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"learning_rate": -1}, "learning_rate must be > 0"),
+        ({"strategy": "gpu"}, "strategy must be one of auto, default, one_device, mirrored, multi_worker, tpu"),
+        ({"precision": "float16"}, "precision must be one of"),
+        ({"nan_policy": "ignore"}, "nan_policy must be one of skip, stop"),
+        ({"dataset": "imagenet"}, "dataset must be one of .*sprites"),
+        ({"architecture": "resnet"}, "architecture must be one of conv, mlp"),
+        ({"steps_per_epoch": 0}, "steps_per_epoch must be >= 1"),
+        ({"image_shape": [28, 28]}, "image_shape must be"),
+        ({"model_options": {"beta": 2}}, "model_options may not set.*beta"),
+        ({"batch_size": None}, "batch_size may not be null"),
+    ],
+)
+def test_bad_values_name_the_key(values, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, values)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_config(str(tmp_path / "missing.yaml"))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="list.yaml.*mapping"):
+        load_config(str(tmp_path / "list.yaml"))
+    (tmp_path / "broken.yaml").write_text("epochs: [1\n")
+    with pytest.raises(ValueError, match="broken.yaml.*not valid YAML"):
+        load_config(str(tmp_path / "broken.yaml"))
+    (tmp_path / "typo.yaml").write_text("batchsize: 3\n")
+    with pytest.raises(ValueError, match="Unknown config key 'batchsize' in .*typo.yaml.*'batch_size'"):
+        load_config(str(tmp_path / "typo.yaml"))
+
+
+def test_parse_assignment():
+    assert parse_assignment("model_options={hidden_units: [64, 32]}") == ("model_options", {"hidden_units": [64, 32]})
+    assert parse_assignment("steps_per_epoch=null") == ("steps_per_epoch", None)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_assignment("epochs")
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml")))
+def test_shipped_configs_are_valid(name):
+    path = os.path.join(CONFIGS, name)
+    with open(path) as f:
+        assert isinstance(yaml.safe_load(f), dict)
+    load_config(path)

@@ -1,0 +1,174 @@
+"""Training runs in-process: the run directory, the CLI, the NaN guard, evaluation."""
+
+import csv
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+import keras_vae
+from training import cli
+from training.callbacks import NonFiniteLossError
+from training.config import load_config
+from training.data import get_dataset
+from training.evaluate import evaluate_model
+from training.train import build_model, make_optimizer, train
+
+TINY = {
+    "dataset": "sprites",
+    "architecture": "mlp",
+    "latent_dim": 2,
+    "model_options": {"hidden_units": [8]},
+    "batch_size": 8,
+    "validation_steps": 1,
+    "strategy": "default",
+    "image_grid_size": 4,
+    "verbose": 0,
+}
+
+
+def _config(tmp_path, **values):
+    return load_config(None, {**TINY, "run_dir": str(tmp_path / "run"), **values})
+
+
+def _finite(weights):
+    return all(np.all(np.isfinite(w)) for w in weights)
+
+
+def _summary_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    code = cli.main([
+        "train", "--dataset", "sprites", "--architecture", "mlp", "--latent-dim", "2", "--epochs", "2",
+        "--steps-per-epoch", "3", "--validation-steps", "1", "--batch-size", "8", "--strategy", "default",
+        "--run-dir", run, "--seed", "4", "--set", "model_options={hidden_units: [8]}", "--set", "image_grid_size=4",
+    ])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "best val ELBO" in out
+
+    with open(os.path.join(run, "config.yaml")) as f:
+        config = yaml.safe_load(f)
+    for key in ("dataset", "data_dir", "architecture", "latent_dim", "variant", "seed", "image_shape"):
+        assert key in config
+    assert config["image_shape"] == [64, 64, 1] and config["seed"] == 4 and config["epochs"] == 2
+    with open(os.path.join(run, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["epochs"] == 2 and len(metrics["history"]) == 2
+    assert metrics["best_val_elbo"] == max(row["val_elbo"] for row in metrics["history"]) < 0
+    final = keras_vae.load_vae(run)
+    best = keras_vae.load_vae(os.path.join(run, "best.keras"))
+    assert _finite(final.get_weights()) and _finite(best.get_weights())
+    assert _summary_tags(os.path.join(run, "logs", "images")) >= {"samples", "reconstructions"}
+    assert any("elbo" in tag for tag in _summary_tags(os.path.join(run, "logs", "validation")))
+    assert os.path.isfile(os.path.join(run, "backup", "latest.weights.h5"))
+
+    out_json = str(tmp_path / "eval.json")
+    code = cli.main(["evaluate", run, "--split", "valid", "--iw-samples", "20", "--max-examples", "24",
+                     "--batch-size", "10", "--out", out_json])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "nll" in table and "active_units" in table
+    with open(out_json) as f:
+        result = json.load(f)
+    assert set(result) >= {"nelbo", "nll", "bits_per_dim", "active_units", "kl_per_dimension", "iw_samples",
+                           "num_examples"}
+    assert result["iw_samples"] == 20 and result["num_examples"] == 24 and result["dataset"] == "sprites"
+    assert len(result["kl_per_dimension"]) == 2 and 0 <= result["active_units"] <= 2
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (64 * 64 * np.log(2)))
+
+
+def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
+    assert cli.main(["train", "--strategy", "gpu", "--run-dir", str(tmp_path)]) == 2
+    assert "keras-vae train: error: strategy must be one of" in capsys.readouterr().err
+    assert cli.main(["train", "--set", "epoch=3"]) == 2
+    assert "Did you mean 'epochs'" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "nothing"), "--dataset", "sprites"]) == 2
+    assert "No model file or run directory" in capsys.readouterr().err
+
+
+def test_run_dir_with_another_model_is_refused(tmp_path):
+    train(_config(tmp_path, epochs=1, steps_per_epoch=1))
+    with pytest.raises(ValueError, match="latent_dim=2, not 3"):
+        train(_config(tmp_path, epochs=1, steps_per_epoch=1, latent_dim=3))
+
+
+def _data_with_nan_batch():
+    images = np.concatenate(list(get_dataset("sprites", "valid", batch_size=8).take(4)))
+    images[17, 3, 3, 0] = np.nan  # in the third of four batches
+    return tf.data.Dataset.from_tensor_slices(images).batch(8)
+
+
+def test_nan_guard_skips_and_counts(tmp_path):
+    config = _config(tmp_path, epochs=2, nan_policy="skip")
+    model, metrics = train(config, train_data=_data_with_nan_batch())
+    assert metrics["nonfinite_steps_this_session"] == 2  # once per epoch
+    assert [row["nonfinite_steps"] for row in metrics["history"]] == [1.0, 1.0]
+    assert all(np.isfinite(row["loss"]) for row in metrics["history"])
+    assert int(model.optimizer.iterations.numpy()) == 6  # 8 steps, 2 skipped
+    assert float(model.optimizer.dynamic_scale.numpy()) == 1.0
+    assert _finite(model.get_weights())
+    assert _finite(keras_vae.load_vae(config.run_dir).get_weights())
+
+
+def test_nan_guard_stop_raises_and_saves_nothing_non_finite(tmp_path):
+    config = _config(tmp_path, epochs=1, nan_policy="stop", backup_every_steps=1)
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 3.*nan_policy: stop"):
+        train(config, train_data=_data_with_nan_batch())
+    assert not os.path.exists(os.path.join(config.run_dir, "model.keras"))
+    model = build_model(config)
+    model.compile(optimizer=make_optimizer(config))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(config.run_dir, "backup", "latest.weights.h5"))
+    assert _finite(model.get_weights())
+    assert int(model.optimizer.iterations.numpy()) == 2
+
+
+def test_nan_on_one_replica_is_skipped_on_all():
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs two logical CPUs (configured in tests/conftest.py)")
+    x = (np.random.RandomState(0).rand(8, 8, 8, 1) > 0.5).astype(np.float32)
+    x[7, 0, 0, 0] = np.nan  # only the second replica's half of the batch
+    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    with strategy.scope():
+        vae = keras_vae.build_vae((8, 8, 1), 3, architecture="mlp", hidden_units=(16,), seed=0)
+        vae.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2), initial_scale=1.0))
+    before = vae.get_weights()
+    history = vae.fit(np.concatenate([x, x[:7][::-1], x[:1]]), batch_size=8, epochs=1, shuffle=False,
+                      verbose=0).history
+    after = vae.get_weights()
+    assert _finite(after)
+    assert int(vae.optimizer.iterations.numpy()) == 1  # the clean second batch was applied
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert np.isfinite(history["loss"][0])
+
+
+def test_evaluation_orders_as_expected(binary_images):
+    vae = keras_vae.build_vae((28, 28, 1), 4, architecture="mlp", hidden_units=(32,), seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    vae.fit(binary_images, epochs=20, batch_size=16, verbose=0)
+    data = tf.data.Dataset.from_tensor_slices(binary_images).batch(32)
+    results = {k: evaluate_model(vae, data, iw_samples=k, seed=1) for k in (1, 20, 500)}
+    nll = {k: r["nll"] for k, r in results.items()}
+    assert nll[500] < nll[20] < nll[1]  # the importance-weighted bound tightens as K grows
+    assert nll[500] <= results[500]["nelbo"]
+    assert nll[1] == pytest.approx(results[1]["nelbo"], rel=0.05)  # K=1 is an ELBO estimate
+    r = results[500]
+    assert r["num_examples"] == len(binary_images) and r["iw_samples"] == 500
+    assert r["kl"] == pytest.approx(sum(r["kl_per_dimension"]), rel=1e-4)
+    assert 1 <= r["active_units"] <= 4
+    limited = evaluate_model(vae, data, iw_samples=5, max_examples=40)
+    assert limited["num_examples"] == 40

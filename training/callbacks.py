@@ -1,0 +1,203 @@
+"""Keras callbacks of a training run: the NaN guard, multi-worker-safe backups, image grids, epoch lines.
+
+Example:
+
+>>> guard = NonFiniteGuard(policy="skip")          # with a LossScaleOptimizer, which skips the steps
+>>> model.fit(data, epochs=3, callbacks=[guard, RunBackup("runs/x/backup", save_freq=100)])
+>>> guard.total_skipped
+0
+"""
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vae import image_grid
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a non-finite loss or gradient and stopped (the update was not applied)."""
+
+
+def _finite_weights(model):
+    return all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in model.weights)
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Counts, and on request stops at, training steps whose update was skipped as non-finite.
+
+    The skipping itself is done by a `keras.optimizers.LossScaleOptimizer` (with `keras_vae.VAE`, on
+    every replica alike): a step it skips does not advance ``optimizer.iterations``, which is how the
+    steps are counted here. Each epoch's count goes into the logs as ``nonfinite_steps``.
+
+    Args:
+        policy: ``"skip"`` (count and carry on) or ``"stop"`` (raise `NonFiniteLossError`). With a
+            growing loss scale (mixed_float16) the first skips are the scale's own overflow checks,
+            so ``stop`` waits until the scale has fallen to 1 or below.
+        max_steps: with ``skip``, stop once more than this many steps were skipped (0: no limit).
+        fixed_scale: the optimizer's loss scale is 1 and must stay so (float32 / bfloat16): the
+            halving that follows a skip is undone.
+        verbose: print a line for every skipped step.
+    """
+
+    def __init__(self, policy="skip", max_steps=100, fixed_scale=True, verbose=True):
+        super().__init__()
+        if policy not in ("skip", "stop"):
+            raise ValueError(f"policy must be 'skip' or 'stop', got {policy!r}")
+        self.policy = policy
+        self.max_steps = int(max_steps)
+        self.fixed_scale = fixed_scale
+        self.verbose = verbose
+        self.total_skipped = 0
+        self.epoch_skipped = 0
+        self._epoch = 0
+
+    def _iterations(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._last_batch = -1
+        self._seen_iterations = self._iterations()
+        self.epoch_skipped = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        ran = batch - self._last_batch
+        self._last_batch = batch
+        iterations = self._iterations()
+        skipped = ran - (iterations - self._seen_iterations)
+        self._seen_iterations = iterations
+        if skipped > 0:
+            self._on_skipped(skipped, batch)
+
+    def _on_skipped(self, skipped, batch):
+        self.total_skipped += skipped
+        self.epoch_skipped += skipped
+        optimizer = self.model.optimizer
+        scale = float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
+        where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+        if self.fixed_scale:
+            optimizer.dynamic_scale.assign(1.0)
+        if self.verbose:
+            print(f"\nNon-finite loss or gradient at {where}: update skipped "
+                  f"({self.total_skipped} so far).", file=sys.stderr)
+        if self.policy == "stop" and (self.fixed_scale or scale <= 1.0):
+            self.model.stop_training = True
+            raise NonFiniteLossError(
+                f"Non-finite loss or gradient at {where} (nan_policy: stop). The update was not applied; "
+                "the weights and checkpoints hold the last finite state. Lower the learning rate, clip "
+                "gradients (clipnorm) or check the data for NaN/Inf."
+            )
+        if self.policy == "skip" and self.max_steps and self.total_skipped > self.max_steps:
+            raise NonFiniteLossError(
+                f"{self.total_skipped} training steps had non-finite losses or gradients (more than "
+                f"max_nonfinite_steps={self.max_steps}): training diverged. Lower the learning rate or clip gradients."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["nonfinite_steps"] = float(self.epoch_skipped)
+        if not _finite_weights(self.model):
+            raise NonFiniteLossError(
+                f"The model weights hold NaN or Inf after epoch {epoch + 1} (a layer state that the optimizer "
+                "does not guard, e.g. batch-norm statistics, took a non-finite value). Nothing was saved."
+            )
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that keeps its backup and works with several workers.
+
+    Every worker restores from ``backup_dir`` (the chief's; a shared file system is assumed); only the
+    chief writes there, the other workers write to ``scratch_dir`` (saving reads distributed variables,
+    which all workers must do together). The epoch a step-level backup records is the running epoch,
+    also in the first epoch after a restore.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", chief=True, scratch_dir=None):
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
+        self.chief = chief
+        self.scratch_dir = scratch_dir
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def _save_model(self):
+        if self.chief:
+            return super()._save_model()
+        own = (self.backup_dir, self._weights_path, self._training_metadata_path)
+        scratch = self.scratch_dir or tempfile.mkdtemp(prefix="keras-vae-backup-")
+        self.backup_dir = scratch
+        self._weights_path = os.path.join(scratch, os.path.basename(own[1]))
+        self._training_metadata_path = os.path.join(scratch, os.path.basename(own[2]))
+        try:
+            super()._save_model()
+        finally:
+            self.backup_dir, self._weights_path, self._training_metadata_path = own
+            if self.scratch_dir is None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+class ImageGrids(keras.callbacks.Callback):
+    """Writes a grid of prior samples and one of reconstructions (originals left, reconstructions right)
+    to TensorBoard at the end of every epoch.
+
+    Args:
+        log_dir: TensorBoard directory (the grids go to ``log_dir/images``).
+        images: a fixed batch of images to reconstruct; ``labels`` for a conditional model.
+        seed: seed of the prior samples (the same codes every epoch, so the grids show progress).
+    """
+
+    def __init__(self, log_dir, images, labels=None, seed=0):
+        super().__init__()
+        self.log_dir = os.path.join(log_dir, "images")
+        self.images = np.asarray(images)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.seed = seed
+        self._writer = None
+
+    def grids(self):
+        """(samples grid, reconstructions grid) as uint8 ``[H, W, C]`` arrays."""
+        n = len(self.images)
+        kwargs = {"labels": self.labels} if getattr(self.model, "conditional", False) else {}
+        samples = self.model.sample(n, seed=self.seed, **kwargs)
+        recon = keras.ops.convert_to_numpy(self.model.reconstruct(self.images, **kwargs))
+        columns = math.ceil(math.sqrt(n))
+        pairs = np.stack([self.images, recon], axis=1).reshape((-1, *self.images.shape[1:]))
+        return image_grid(samples, columns=columns), image_grid(pairs, columns=2 * columns)
+
+    def on_epoch_end(self, epoch, logs=None):
+        samples, reconstructions = self.grids()
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default(step=epoch):
+            tf.summary.image("samples", samples[np.newaxis])
+            tf.summary.image("reconstructions", reconstructions[np.newaxis])
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """Prints one line per epoch: epoch, time, and every logged number."""
+
+    def __init__(self, total_epochs, stream=None):
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.stream = stream or sys.stdout
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        parts = [f"epoch {epoch + 1}/{self.total_epochs}", f"{time.monotonic() - self._start:.1f}s"]
+        parts += [f"{k} {float(v):.4g}" for k, v in sorted((logs or {}).items()) if np.ndim(v) == 0]
+        print("  ".join(parts), file=self.stream, flush=True)

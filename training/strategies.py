@@ -1,0 +1,110 @@
+"""Choosing a `tf.distribute` strategy and a mixed-precision policy by name.
+
+Example:
+
+>>> set_precision("mixed_bfloat16")        # before building the model
+>>> strategy = make_strategy("auto")      # TPU > multi-worker (TF_CONFIG) > several GPUs > default
+>>> with strategy.scope():
+...     vae = keras_vae.build_vae((64, 64, 1), 10)
+...     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+>>> is_chief(strategy)
+True
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _tf_config():
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from err
+    if not isinstance(config, dict):
+        raise ValueError("TF_CONFIG must be a JSON object with 'cluster' and 'task'.")
+    return config
+
+
+def _cluster_size(config):
+    cluster = (config or {}).get("cluster") or {}
+    return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+
+
+def _find_tpu():
+    """A connected TPU cluster resolver, or None when no TPU can be found."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return resolver
+    except (ValueError, RuntimeError, tf.errors.OpError):
+        return None
+
+
+def make_strategy(name="auto"):
+    """Returns the strategy ``name`` (see `STRATEGY_NAMES`); create it before any other TensorFlow work.
+
+    ``auto`` picks TPUStrategy when a TPU cluster resolver finds one, MultiWorkerMirroredStrategy when
+    TF_CONFIG names a cluster of several tasks, MirroredStrategy for more than one GPU, otherwise the
+    default strategy. ``mirrored`` uses every GPU, or every logical CPU when there is no GPU.
+    """
+    if name not in STRATEGY_NAMES:
+        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGY_NAMES)}.")
+    if name == "auto":
+        if (os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")) and (resolver := _find_tpu()):
+            return tf.distribute.TPUStrategy(resolver)
+        if _cluster_size(_tf_config()) > 1:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+        return tf.distribute.OneDeviceStrategy(device)
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker":
+        config = _tf_config()
+        if config is not None and "task" not in config:
+            raise ValueError("TF_CONFIG names no 'task' (type and index) for this process.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = _find_tpu()
+    if resolver is None:
+        raise ValueError("--strategy tpu: no TPU found (set TPU_NAME, or run on a TPU VM).")
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def set_precision(precision="float32"):
+    """Sets Keras' global dtype policy; ``mixed_float16`` models get a LossScaleOptimizer at compile."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}.")
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def is_chief(strategy=None):
+    """Whether this process writes shared files (run directory, checkpoints, exports).
+
+    With MultiWorkerMirroredStrategy that is the ``chief`` task, or ``worker`` 0 when there is no chief;
+    every other strategy runs in one process, which is the chief.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None or task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief

@@ -16,6 +16,7 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.latent import checked_images
 from keras_vae.objectives import iwae_bound
 
 SCORE_METHODS = ("elbo", "iwae")
@@ -39,12 +40,7 @@ def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=12
     num_samples = DEFAULT_NUM_SAMPLES[method] if num_samples is None else int(num_samples)
     if num_samples < 1 or int(batch_size) < 1:
         raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
-    images = np.asarray(images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
-        raise ValueError(f"Expected images of shape (n, {', '.join(map(str, model.image_shape))}), got {images.shape}.")
-    images = images.astype(np.float32)
-    if not np.all(np.isfinite(images)):
-        raise ValueError("Images contain non-finite values (NaN or Inf).")
+    images = checked_images(model, images)
     conditional = getattr(model, "conditional", False)
     if conditional and (labels is None or len(labels) != len(images)):
         raise ValueError("A conditional model needs labels=, one per image, to score images.")

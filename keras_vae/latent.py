@@ -77,7 +77,7 @@ def encode_means(model, images, labels=None, batch_size=256):
 
     Conditional models need ``labels`` (one per image).
     """
-    images = _images(model, images)
+    images = checked_images(model, images)
     if getattr(model, "conditional", False):
         if labels is None:
             raise ValueError("A conditional model needs labels= (one per image) to encode images.")
@@ -115,7 +115,8 @@ def decode_codes(model, codes, label=None, batch_size=256):
     return np.concatenate(out)
 
 
-def _images(model, images):
+def checked_images(model, images):
+    """``images`` as float32 numpy ``[n, H, W, C]`` of the model's image shape, all finite (else ValueError)."""
     images = np.asarray(images)
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
         raise ValueError(f"Expected images of shape (n, {', '.join(map(str, model.image_shape))}), got {images.shape}.")

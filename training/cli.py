@@ -9,6 +9,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
+    "training.analysis",
     "export.commands",
     "training.train",
     "training.evaluate",

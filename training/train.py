@@ -101,6 +101,24 @@ def _best(history):
     return max(scored) if scored else (None, None)
 
 
+def _rank1_step_logs(model):
+    """Makes the model's step logs shape [1] for MultiWorkerMirroredStrategy.
+
+    Keras 3 reduces step logs across workers with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
+    scalars ("Invalid reduction dimension 0", tensorflow/tensorflow#72388); over [1] it yields the mean.
+    The epoch logs come from the metric objects, which Keras reduces over all workers itself.
+    """
+    import tensorflow as tf
+
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def rank1(data, step=step):
+            return {key: tf.reshape(value, [1]) for key, value in step(data).items()}
+
+        setattr(model, name, rank1)
+
+
 def _fixed_batch(dataset, count, conditional):
     """The first ``count`` examples of an unshuffled split, as numpy (images, labels or None)."""
     import numpy as np
@@ -166,6 +184,8 @@ def train(config, train_data=None):
             jit_compile=config.jit_compile,
             steps_per_execution=config.steps_per_execution,
         )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _rank1_step_logs(model)
     conditional = bool(getattr(model, "conditional", False))
     if conditional and info.label_kind is None:
         raise ValueError(f"variant {config.variant!r} needs labels; dataset {config.dataset!r} has none.")

@@ -138,6 +138,10 @@ def _array(value, dtype, name, check_bools):
     except ValueError:
         raise ServingError(f"Input '{name}': the JSON values are not a dense (rectangular) array.") from None
     kind = array.dtype.kind
+    if kind == "O" and _contains_b64(value):
+        raise ServingError(
+            f'Input \'{name}\': binary {{"b64": ...}} values are for string inputs; it takes {wanted.name} numbers.'
+        )
     accepted = {"b": "b", "f": "fiu"}.get(wanted.kind, "iu")
     # numpy turns [1.5, true] into floats: look for booleans when the body had any.
     mixed_bools = kind in "fiu" and wanted.kind != "b" and check_bools and _contains_bool(value)
@@ -155,13 +159,26 @@ def _array(value, dtype, name, check_bools):
     return converted
 
 
+def _is_named(item):
+    """An object of named inputs, as opposed to a value (TF Serving counts {"b64": "..."} as a value)."""
+    return isinstance(item, dict) and not _is_b64(item)
+
+
+def _is_b64(value):
+    return isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)
+
+
+def _contains_b64(value):
+    return _is_b64(value) or (isinstance(value, list) and any(_contains_b64(v) for v in value))
+
+
 def _row_tensors(instances, specs, check_bools):
     if not isinstance(instances, list):
         raise ServingError("Excepting 'instances' to be an list/array")
     if not instances:
         raise ServingError("No values in 'instances' array")
     names = sorted(specs)
-    objects = isinstance(instances[0], dict)
+    objects = _is_named(instances[0])
     if not objects and len(names) > 1:
         raise ServingError(
             "instances is a plain list, but expecting list of objects as multiple input tensors required "
@@ -169,7 +186,7 @@ def _row_tensors(instances, specs, check_bools):
         )
     columns = {name: [] for name in names}
     for i, item in enumerate(instances):
-        if isinstance(item, dict) != objects:
+        if _is_named(item) != objects:
             raise ServingError(f"Item {i} of 'instances': every item must be an object, or none may be.")
         if not objects:
             columns[names[0]].append(item)
@@ -186,7 +203,7 @@ def _row_tensors(instances, specs, check_bools):
 
 def _columnar_tensors(inputs, specs, check_bools):
     names = sorted(specs)
-    if not isinstance(inputs, dict):
+    if not _is_named(inputs):
         if len(names) > 1:
             raise ServingError(
                 "inputs is a plain value/list, but expecting an object as multiple input tensors required "

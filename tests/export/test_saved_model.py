@@ -1,6 +1,5 @@
 """The SavedModel export: signatures (as saved_model_cli and a fresh process see them), layout, configs, warm-up."""
 
-import json
 import os
 import re
 import subprocess
@@ -15,6 +14,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 import keras_vae
 from export import layout
+from export.metadata import read_metadata
 from export.saved_model import export_model
 from export.signatures import MAX_SAMPLES
 from export.warmup import read_warmup
@@ -228,15 +228,13 @@ def test_warmup_records_are_valid_requests_for_the_export(exported, loaded):
 
 
 def test_metadata_beside_each_export(exported):
-    with open(os.path.join(exported.saved_model_dir, "metadata.json")) as f:
-        meta = json.load(f)
+    meta = read_metadata(exported.saved_model_dir)
     assert meta["latent_dim"] == 4 and meta["image_shape"] == [16, 16, 1]
     assert (meta["likelihood"], meta["dataset"], meta["version"]) == ("bernoulli", "bars", 1)
     assert meta["keras_vae_version"] == keras_vae.__version__
     assert set(meta["signatures"]) == set(EXPECTED_SIGNATURES)
     assert meta["max_samples"] == MAX_SAMPLES
     tflite_dir = os.path.dirname(exported.tflite_paths["float32"])
-    with open(os.path.join(tflite_dir, "metadata.json")) as f:
-        tflite_meta = json.load(f)
+    tflite_meta = read_metadata(tflite_dir)
     assert tflite_meta["variants"] == {v: f"{v}.tflite" for v in ("float32", "float16", "dynamic_range", "int8")}
     assert (tflite_meta["version"], tflite_meta["dataset"], tflite_meta["latent_dim"]) == (1, "bars", 4)

@@ -123,6 +123,8 @@ BAD_REQUESTS = [
     (row(True, False, True, True), 400, "expected float32 values, got booleans"),
     (row(0.5, True, 0.0, 0.0), 400, "booleans mixed with numbers"),
     (row(None, 0.0, 0.0, 0.0), 400, "expected float32 values, got null"),
+    ({"instances": [{"b64": "AAAA"}]}, 400, "binary {\"b64\": ...} values are for string inputs"),
+    ({"inputs": {"z": [{"b64": "AAAA"}]}}, 400, "binary {\"b64\": ...} values are for string inputs"),
     (row(1e39, 0.0, 0.0, 0.0), 400, "too large for float32"),
     (b'{"instances": [[NaN, 0, 0, 0]]}', 400, "z must be finite"),
     (b'{"instances": [[0, -Infinity, 0, 0]]}', 400, "z must be finite"),

@@ -79,3 +79,23 @@ def test_sample_command_reports_a_missing_source_and_an_oversized_request(export
     assert "No model at" in capsys.readouterr().err
     assert main(["sample", exported.saved_model_dir, "-n", "5000", "--out", out]) == 2
     assert "num_samples must be <= 1024" in capsys.readouterr().err
+
+
+def test_the_export_package_and_its_commands_import_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, argparse, export, export.commands; "
+        "export.commands.add_commands(argparse.ArgumentParser().add_subparsers()); "
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; "
+        "assert export.__all__ and 'export_model' in export.__all__"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    import export
+    from export.saved_model import export_model
+
+    assert export.export_model is export_model
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        export.nope

@@ -177,6 +177,15 @@ def train(config, train_data=None):
         _check_resumable(config, run_dir)
         save_config(config, os.path.join(run_dir, "config.yaml"))
 
+    if config.jit_compile and isinstance(strategy, tf.distribute.MirroredStrategy) and (
+        strategy.num_replicas_in_sync > 1
+    ):
+        raise ValueError(
+            f"jit_compile with {type(strategy).__name__} over {strategy.num_replicas_in_sync} devices is not "
+            "supported: Keras XLA-compiles every replica's step into one program, which cannot reach variables "
+            "on other devices. Use jit_compile with one device per process (default, one_device, or "
+            "multi_worker with one device per worker)."
+        )
     with strategy.scope():
         model = build_model(config)
         model.compile(

@@ -1,0 +1,81 @@
+"""Strategy selection by name, mixed precision and XLA through real (tiny) training runs."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import strategies
+from training.config import load_config
+from training.train import train
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_named_strategies(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    assert strategies.make_strategy("default") is tf.distribute.get_strategy()
+    assert strategies.make_strategy("auto") is tf.distribute.get_strategy()  # no TPU, cluster or GPUs here
+    assert isinstance(strategies.make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+    mirrored = strategies.make_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync == len(tf.config.list_logical_devices("CPU"))
+    assert strategies.is_chief(mirrored)
+    with pytest.raises(ValueError, match="no TPU found"):
+        strategies.make_strategy("tpu")
+    with pytest.raises(ValueError, match="Unknown strategy 'gpu'"):
+        strategies.make_strategy("gpu")
+
+
+def test_bad_tf_config_is_reported(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        strategies.make_strategy("auto")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}}))
+    with pytest.raises(ValueError, match="no 'task'"):
+        strategies.make_strategy("multi_worker")
+
+
+def _tiny(tmp_path, **values):
+    return load_config(None, {
+        "dataset": "sprites", "architecture": "mlp", "latent_dim": 2, "model_options": {"hidden_units": [8]},
+        "batch_size": 8, "epochs": 1, "steps_per_epoch": 4, "validation_steps": 1, "image_grid_size": 4,
+        "verbose": 0, "run_dir": str(tmp_path / "run"), **values,
+    })
+
+
+@pytest.mark.parametrize("precision, strategy", [("mixed_bfloat16", "mirrored"), ("mixed_float16", "default")])
+def test_mixed_precision_training(tmp_path, precision, strategy):
+    model, metrics = train(_tiny(tmp_path, precision=precision, strategy=strategy))
+    assert model.distribute_strategy.num_replicas_in_sync == (len(tf.config.list_logical_devices("CPU"))
+                                                              if strategy == "mirrored" else 1)
+    assert model.dtype_policy.name == precision
+    assert all(w.dtype == "float32" for w in model.trainable_weights)  # float32 master weights
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert np.isfinite(metrics["final"]["val_elbo"])
+    scale = float(model.optimizer.dynamic_scale.numpy())
+    if precision == "mixed_float16":
+        assert scale > 1.0  # dynamic loss scaling, as Keras sets up for float16
+    else:
+        assert scale == 1.0
+
+
+def test_jit_compile(tmp_path):
+    model, metrics = train(_tiny(tmp_path, strategy="default", jit_compile=True))
+    assert model.jit_compile is True
+    assert int(model.optimizer.iterations.numpy()) == 4
+    assert np.isfinite(metrics["final"]["val_elbo"])
+
+
+def test_jit_compile_over_several_local_devices_is_refused(tmp_path):
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs two logical CPUs (configured in tests/conftest.py)")
+    with pytest.raises(ValueError, match="jit_compile with MirroredStrategy over 2 devices is not supported"):
+        train(_tiny(tmp_path, strategy="mirrored", jit_compile=True))

@@ -11,7 +11,8 @@ Serving signatures (`serving_endpoints`):
   (the likelihood mean, in [0, 1] for Bernoulli pixels).
 - ``sample``: ``num_samples`` int32 scalar in ``[1, MAX_SAMPLES]``, ``temperature`` float32 scalar
   (> 0), ``seed`` int64 scalar -> ``images``, ``z``. The prior draw is stateless: the same seed gives
-  the same images.
+  the same images. The codes are decoded with ``model.decode`` (for a ladder VAE: the top layer, with
+  the lower layers at their conditional prior means rather than drawn).
 - with ``with_encoder``: ``encode`` (``images`` -> ``loc``, ``scale``), ``reconstruct`` (``images``
   -> ``images``, decoded posterior means) and ``score`` (``images`` -> ``score``, see `SCORE_SAMPLES`).
 - conditional models (``model.conditional``, class labels) take an extra ``label`` int32 ``[batch]``

@@ -51,7 +51,8 @@ def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, 
         raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
     conditional = bool(getattr(model, "conditional", False))
     image_shape = tuple(model.image_shape)
-    factorized = bool(getattr(model.prior, "factorized", False))
+    # A per-dimension KL needs a factorized prior and posterior (an IAF posterior couples the dimensions).
+    factorized = bool(getattr(model.prior, "factorized", False)) and getattr(model, "per_dimension_kl", True)
 
     def split(batch):
         if conditional:

@@ -12,7 +12,9 @@ computed per replica, over the replica's local batch (M = per-replica batch size
 estimate is unbiased on its own, but uses fewer samples than the global batch holds.
 
 N only shifts the three terms by constants (it does not change the gradients); it matters for the
-reported values, so it is part of the config.
+reported values, so it is part of the config. With N much larger than M the MWS values are strongly
+biased (the j = i term dominates each sum, so ``mi`` is close to ``log(N * M)`` and ``tc`` carries an
+offset of about ``(d - 1) * log(N * M)``): compare them between runs of one setup, not as absolute nats.
 
 Example:
 

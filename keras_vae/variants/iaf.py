@@ -123,6 +123,8 @@ class IAFVAE(VAE):
     inverts the flow (``latent_dim`` sequential passes).
     """
 
+    per_dimension_kl = False  # kl_per_dimension raises: the flow couples the latent dimensions
+
     def __init__(self, encoder, decoder, latent_dim, num_flows=2, flow_units=(64,), **kwargs):
         if int(num_flows) < 1:
             raise ValueError(f"num_flows must be >= 1, got {num_flows}")

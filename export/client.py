@@ -59,6 +59,8 @@ class RestClient:
             except (ValueError, KeyError, TypeError):
                 message = text or err.reason
             raise ServingError(str(message), _CODE_OF_STATUS.get(err.code, "UNKNOWN"), err.code) from None
+        except urllib.error.URLError as err:  # nothing listening, DNS failure, ...
+            raise ServingError(f"Cannot reach {url}: {err.reason}", "UNAVAILABLE") from None
 
     def predict(self, inputs, signature_name=None, columnar=False):
         """Runs a signature: ``inputs`` is an array (one-input signatures) or ``{name: array}``.

@@ -1,6 +1,7 @@
 """Serving clients: REST request/response JSON, and gRPC through a real PredictionService on 127.0.0.1."""
 
 import math
+import socket
 from concurrent import futures
 
 import grpc
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from export.client import GrpcClient, predict_request_proto
+from export.client import GrpcClient, RestClient, predict_request_proto
 from export.rest_format import ServingError, dumps, loads, outputs_from_response, predict_body, predict_response
 from export.server import Servable
 
@@ -64,6 +65,15 @@ def test_responses_mirror_the_request_format():
     assert rows == [{"images": [[[0.0]]], "z": [1.0, 1.0, 1.0]}] * 2
     with pytest.raises(ServingError, match="do not share a batch dimension"):
         predict_response({"images": images, "z": np.ones([3, 3])}, columnar=False)
+
+
+def test_an_unreachable_server_is_a_clear_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        with pytest.raises(ServingError, match=f"Cannot reach http://127.0.0.1:{port}/v1/models/vae") as err:
+            RestClient(f"http://127.0.0.1:{port}", "vae", timeout=5).status()
+    assert err.value.code == "UNAVAILABLE" and err.value.http_status == 503
 
 
 def test_grpc_requests_carry_typed_tensors():

@@ -34,15 +34,18 @@ Example:
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae.anomaly import DEFAULT_NUM_SAMPLES
+
 tfd = tfp.distributions
 
 # Upper bound of `num_samples` in the `sample` signature: one request stays a bounded amount of work.
 MAX_SAMPLES = 1024
 
-# `score` is the negative ELBO estimated with this many posterior draws per image, from a fixed
-# stateless seed, one image at a time: deterministic, and independent of the other images in the
-# request (so a threshold on it means the same thing for every batch).
-SCORE_SAMPLES = 16
+# `score` is the estimator of keras_vae.anomaly_scores(method="elbo") (-mean of log importance
+# weights, as many posterior draws), traced into the graph: one image at a time from a fixed stateless
+# seed, so it is deterministic and independent of the other images in the request, and thresholds
+# from keras_vae.score_threshold apply to it.
+SCORE_SAMPLES = DEFAULT_NUM_SAMPLES["elbo"]
 SCORE_SEED = (1234, 5678)
 
 SIGNATURE_DESCRIPTIONS = {

@@ -123,6 +123,7 @@ def test_score_is_a_deterministic_per_image_negative_elbo(loaded, vae, bar_data)
     draws = -vae.compute_terms(np.tile(images, [200, 1, 1, 1]))["elbo"].numpy()
     reference = draws.reshape(200, len(images)).mean(axis=0)
     np.testing.assert_allclose(score, reference, rtol=0.05)
+    np.testing.assert_allclose(score, keras_vae.anomaly_scores(vae, images, "elbo", num_samples=200), rtol=0.05)
     # Anomaly detection: random noise scores far worse than the bars the model was trained on.
     noise = (np.random.default_rng(0).random((4, 16, 16, 1)) > 0.5).astype(np.float32)
     assert loaded.signatures["score"](images=tf.constant(noise))["score"].numpy().min() > score.max() + 50

@@ -113,3 +113,10 @@ def test_rest_server_and_cli_with_labels(cexport, cvae, tmp_path, capsys):
         assert os.path.getsize(out) > 0
     assert main(["sample", cexport.saved_model_dir, "--out", str(tmp_path / "x.png")]) == 2
     assert "pass a label (--label)" in capsys.readouterr().err
+
+
+def test_label_vector_models_are_refused_with_a_clear_error(tmp_path):
+    model = keras_vae.build_vae(IMAGE_SHAPE, LATENT_DIM, architecture="mlp", hidden_units=(8,), variant="cvae", label_dim=3)
+    with pytest.raises(ValueError, match="needs class-index labels"):
+        export_model(model, base_dir=tmp_path, name="vectors")
+    assert not os.path.exists(tmp_path / "vectors" / "1")

@@ -77,6 +77,10 @@ class ConditionalVAE(VAE):
         self.label_dim = None if label_dim is None else int(label_dim)
         self.condition_dim = int(size)
         super().__init__(encoder, decoder, latent_dim, **kwargs)
+        if not self.posterior.built:
+            # With every layer built, Keras never traces `call` with images alone (no labels) to build the
+            # model, as it otherwise does under a tf.distribute strategy.
+            self.posterior.build((None, 2 * self.latent_dim))
 
     def _check_networks(self):
         for role, net in (("encoder", self.encoder), ("decoder", self.decoder)):

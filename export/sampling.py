@@ -31,8 +31,9 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
         source: a run directory or ``.keras`` file, a SavedModel folder (``BASE/NAME/N``), a model base
             path (``BASE/NAME``: its highest version), or a ``.tflite`` file.
         num_samples: how many images.
-        seed: integer seed (same seed, same images); a ``.tflite`` model samples on device and takes none.
-        temperature: scales the prior's spread (not available for ``.tflite``).
+        seed: integer seed (same seed, same images). A ``.tflite`` model without a seed samples on
+            device; with one, codes come from a seeded NumPy generator (standard normal priors only).
+        temperature: scales the prior's spread.
         label: class label for conditional models (one label for all samples).
     """
     source = os.fspath(source)
@@ -47,14 +48,24 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
 
 
 def _from_tflite(path, num_samples, seed, temperature, label):
+    from export.metadata import read_metadata
     from export.tflite import TFLiteModel
 
-    if seed is not None or temperature != 1.0:
+    model = TFLiteModel(path)
+    if seed is None and temperature == 1.0:
+        return model.sample(num_samples, labels=label)["images"]
+    # The on-device generator cannot be re-seeded at run time; for a reproducible draw, the
+    # codes come from a seeded NumPy generator and go through the `decode` signature instead.
+    meta = read_metadata(os.path.dirname(os.path.abspath(path)))
+    if meta.get("prior") != "standard_normal":
         raise ValueError(
-            "A .tflite model samples on device with its own random generator: --seed and --temperature "
-            "are not available for it (use the SavedModel or the run directory for reproducible samples)."
+            f"--seed/--temperature with a .tflite file need a standard normal prior (this model's is "
+            f"{meta.get('prior')!r}); use the SavedModel or the run directory for reproducible samples."
         )
-    return TFLiteModel(path).sample(num_samples, labels=label)["images"]
+    rng = np.random.default_rng(seed)
+    z = (temperature * rng.standard_normal((num_samples, int(meta["latent_dim"])))).astype(np.float32)
+    labels = None if label is None else np.full([num_samples], label, np.int32)
+    return model.decode(z, labels=labels)
 
 
 def _from_saved_model(path, num_samples, seed, temperature, label):

@@ -119,8 +119,9 @@ class IAFVAE(VAE):
             as no per-dimension KL exists for this posterior.
 
     `encode` returns a `FlowPosterior` (a ``tfd.TransformedDistribution``): ``sample`` and
-    ``experimental_sample_and_log_prob`` are one parallel pass; ``log_prob`` of an arbitrary code
-    inverts the flow (``latent_dim`` sequential passes).
+    ``experimental_sample_and_log_prob`` are one parallel pass, and so is ``log_prob`` of codes the
+    same posterior drew (the bijectors cache them: `VAE.log_importance_weights` works as is); the
+    ``log_prob`` of any other code inverts the flow (``latent_dim`` sequential passes).
     """
 
     per_dimension_kl = False  # kl_per_dimension raises: the flow couples the latent dimensions
@@ -167,16 +168,6 @@ class IAFVAE(VAE):
         kl = log_q - self.prior.distribution().log_prob(z)  # Monte Carlo, one sample
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
-
-    def log_importance_weights(self, x, num_samples, seed=None):
-        posterior = self.encode(x)
-        x = tf.cast(x, tf.float32)
-        seed = self.noise_seed() if seed is None else seed
-        z, log_q = posterior.experimental_sample_and_log_prob(num_samples, seed=seed)  # [k, batch, d], [k, batch]
-        batch = tf.shape(z)[1]
-        logits = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
-        logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
-        return self.likelihood.log_prob(x[tf.newaxis], logits) + self.prior.distribution().log_prob(z) - log_q
 
     def call(self, x, training=False):
         """Posterior moments (`FlowPosterior`) and the decoder output at the posterior mean."""

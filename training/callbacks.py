@@ -186,6 +186,27 @@ class ImageGrids(keras.callbacks.Callback):
             self._writer.close()
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch that ends after ``minutes`` of wall time."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds = 60.0 * float(minutes)
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        over = time.monotonic() - self._start >= self.seconds
+        strategy = self.model.distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # Every worker must stop after the same epoch: stop when any worker's clock says so.
+            votes = strategy.run(lambda: tf.constant(float(over)))
+            over = float(strategy.reduce(tf.distribute.ReduceOp.MAX, votes, axis=None)) > 0
+        if over:
+            self.model.stop_training = True
+
+
 class EpochSummary(keras.callbacks.Callback):
     """Prints one line per epoch: epoch, time, and every logged number."""
 

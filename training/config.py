@@ -49,6 +49,7 @@ class TrainConfig:
     model_options: dict = dataclasses.field(default_factory=dict)
     # optimization
     epochs: int = 10
+    max_train_minutes: typing.Optional[float] = None  # stop after the epoch that passes this wall time
     steps_per_epoch: typing.Optional[int] = None  # None: one pass over the train split
     validation_steps: typing.Optional[int] = None  # None: the whole valid split
     batch_size: int = 64  # global: split across replicas and workers
@@ -102,6 +103,8 @@ class TrainConfig:
             _at_least(name, getattr(self, name), 0.0)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ValueError(f"max_train_minutes must be > 0 (or null), got {self.max_train_minutes}.")
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ValueError(f"clipnorm must be > 0 (or null), got {self.clipnorm}.")
         if self.image_shape is not None:

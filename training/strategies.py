@@ -73,8 +73,15 @@ def make_strategy(name="auto"):
         device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device)
     if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # Several logical CPUs: TF's collective all-reduce there mixes up the collectives of two strategies
+        # created in one process ("Shape mismatch in the collective instance"); reducing on one device does not.
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")],
+            cross_device_ops=tf.distribute.ReductionToOneDevice(),
+        )
     if name == "multi_worker":
         config = _tf_config()
         if config is not None and "task" not in config:

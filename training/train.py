@@ -135,13 +135,14 @@ def _fixed_batch(dataset, count, conditional):
     return images, (np.concatenate(labels)[:count] if labels else None)
 
 
-def train(config, train_data=None):
+def train(config, train_data=None, callbacks=()):
     """Trains ``config`` (a `TrainConfig`); returns ``(model, metrics)``, the metrics as in ``metrics.json``.
 
     Args:
         config: the run's configuration.
         train_data: optional batched `tf.data.Dataset` used instead of the config's train split
             (batches of the global batch size).
+        callbacks: more Keras callbacks (run after the run's own).
 
     Raises:
         NonFiniteLossError: training met non-finite values and ``nan_policy`` is ``stop`` (or the
@@ -156,7 +157,7 @@ def train(config, train_data=None):
     import tensorflow as tf
 
     from training import data
-    from training.callbacks import EpochSummary, ImageGrids, NonFiniteGuard, RunBackup
+    from training.callbacks import EpochSummary, ImageGrids, NonFiniteGuard, RunBackup, TimeLimit
     from training.evaluate import evaluate_model
 
     strategies.set_precision(config.precision)
@@ -219,6 +220,7 @@ def train(config, train_data=None):
     guard = NonFiniteGuard(
         config.nan_policy, config.max_nonfinite_steps, fixed_scale=config.precision != "mixed_float16", verbose=chief
     )
+    extra_callbacks = list(callbacks)
     callbacks = [
         guard,  # first: it raises before anything non-finite is written
         RunBackup(os.path.join(run_dir, "backup"), save_freq=config.backup_every_steps or "epoch", chief=chief,
@@ -231,6 +233,9 @@ def train(config, train_data=None):
         keras.callbacks.TensorBoard(os.path.join(write_dir, "logs")),
         ImageGrids(os.path.join(write_dir, "logs"), images, labels, seed=config.seed),
     ]
+    if config.max_train_minutes:
+        callbacks.append(TimeLimit(config.max_train_minutes))
+    callbacks += extra_callbacks
     if chief and config.verbose == 1:
         # Keras adds its progress bar last unless it is listed: listed here, its epoch line comes first.
         callbacks += [keras.callbacks.ProgbarLogger(), EpochSummary(config.epochs)]

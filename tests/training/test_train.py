@@ -142,7 +142,9 @@ def test_nan_on_one_replica_is_skipped_on_all():
         pytest.skip("needs two logical CPUs (configured in tests/conftest.py)")
     x = (np.random.RandomState(0).rand(8, 8, 8, 1) > 0.5).astype(np.float32)
     x[7, 0, 0, 0] = np.nan  # only the second replica's half of the batch
-    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    # ReductionToOneDevice: collective all-reduces of two strategies in one process collide (a TF issue).
+    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
     with strategy.scope():
         vae = keras_vae.build_vae((8, 8, 1), 3, architecture="mlp", hidden_units=(16,), seed=0)
         vae.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2), initial_scale=1.0))
@@ -172,3 +174,8 @@ def test_evaluation_orders_as_expected(binary_images):
     assert 1 <= r["active_units"] <= 4
     limited = evaluate_model(vae, data, iw_samples=5, max_examples=40)
     assert limited["num_examples"] == 40
+
+
+def test_time_limit_stops_after_the_epoch(tmp_path):
+    _, metrics = train(_config(tmp_path, epochs=5, steps_per_epoch=2, max_train_minutes=1e-4))
+    assert metrics["epochs"] == 1

@@ -3,14 +3,17 @@
 Pictures (``--kind``): ``samples`` (a grid of decoded prior samples), ``reconstructions`` (rows of
 inputs, each followed by a row of their reconstructions), ``interpolation`` (strips between pairs of
 inputs), ``traversal`` (one latent dimension per row swept over a range), ``manifold`` (for 2-D
-latents: decoded codes on a grid of prior quantiles) and ``latent-scatter`` (posterior means coloured
-by label, PCA to 2-D when latent_dim > 2). Figures with axes are drawn with matplotlib; tiles with
+latents: decoded codes on a grid of prior quantiles), ``latent-scatter`` (posterior means coloured
+by label, PCA to 2-D when latent_dim > 2), ``attribute`` (inputs edited with an attribute vector
+from labelled data, at growing strengths) and ``blend`` (groups of inputs and their weighted mix). Figures with axes are drawn with matplotlib; tiles with
 `keras_vae.image_grid`.
 
 Example:
 
     keras-vae plot runs/sprites --kind traversal --out traversal.png
     keras-vae plot runs/mnist2d --kind manifold --steps 20 --out manifold.png
+    keras-vae plot runs/sprites --kind attribute --attribute shape=2 --out hearts.png
+    keras-vae plot runs/mnist --kind blend --weights 2 1 1 --out blend.png
     keras-vae score runs/sprites --split test --method iwae --quantile 0.99 --out scores.csv
 
 Python:
@@ -25,10 +28,11 @@ import math
 import os
 import sys
 
-KINDS = ("samples", "reconstructions", "interpolation", "traversal", "manifold", "latent-scatter")
+KINDS = ("samples", "reconstructions", "interpolation", "traversal", "manifold", "latent-scatter", "attribute", "blend")
 PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 SCORE_FORMATS = (".csv", ".json")
 QUANTILE_RANGE = (0.05, 0.95)  # manifold grid: the central 90% of the prior along each axis
+ATTRIBUTE_STRENGTHS = (0.5, 1.0, 1.5, 2.0)
 
 
 # ------------------------------------------------------------------------------------------ pictures
@@ -241,8 +245,76 @@ def latent_scatter_picture(model, images, labels, label_names=None, colour_by=No
     return figure
 
 
+def attribute_mask(labels, attribute, label_names=None):
+    """Which examples have ``attribute``: ``"VALUE"`` for class labels, ``"FACTOR=VALUE"`` for factor labels."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    name, _, value = attribute.rpartition("=")
+    try:
+        value = int(value)
+    except ValueError:
+        raise ValueError(f"--attribute must be VALUE or FACTOR=VALUE with an integer value, got {attribute!r}.")
+    if labels.ndim == 1:
+        if name:
+            raise ValueError(f"This dataset has class labels: give --attribute VALUE, not {attribute!r}.")
+        return labels == value
+    names = list(label_names or [])
+    if name in names:
+        column = names.index(name)
+    elif name.isdigit() and int(name) < labels.shape[1]:
+        column = int(name)
+    else:
+        raise ValueError(f"--attribute {attribute!r}: give FACTOR=VALUE with FACTOR one of {names or 'the columns'}.")
+    return labels[:, column] == value
+
+
+def attribute_picture(model, images, labels, attribute, label_names=None, rows=6):
+    """A figure: inputs without ``attribute`` (first column) edited with its attribute vector at growing strengths."""
+    import numpy as np
+
+    from keras_vae import apply_attribute, attribute_vector, image_grid
+
+    if _conditional(model):
+        raise ValueError("Attribute editing is for unconditional models: a conditional model's label sets it.")
+    has = attribute_mask(labels, attribute, label_names)
+    vector = attribute_vector(model, images, has)
+    targets = images[~has][:rows]
+    columns = [np.asarray(model.reconstruct(targets))]
+    columns += [apply_attribute(model, targets, vector, strength=s) for s in ATTRIBUTE_STRENGTHS]
+    tiles = np.stack([targets, *columns], axis=1)  # [rows, 2 + strengths, H, W, C]
+    grid = image_grid(tiles.reshape(-1, *tiles.shape[2:]), columns=tiles.shape[1])
+    height, width = images.shape[1:3]
+    figure = _figure(1.0 + 0.8 * tiles.shape[1], 0.8 + 0.8 * len(targets))
+    ax = _grid_axes(figure, grid, f"attribute {attribute} (vector from {int(has.sum())} of {len(has)} examples)")
+    names = ["input", "reconstruction"] + [f"+{s:g}" for s in ATTRIBUTE_STRENGTHS]
+    ax.set_xticks(_tile_centres(len(names), width), names)
+    ax.set_yticks([])
+    return figure
+
+
+def blend_picture(model, images, weights, labels=None, rows=4):
+    """Rows of ``len(weights)`` inputs followed by the decoded weighted mix of their codes (uint8 grid)."""
+    import numpy as np
+
+    from keras_vae import blend, image_grid
+
+    k = len(weights)
+    if k < 2:
+        raise ValueError("Blending needs at least two weights (one per input).")
+    _need_images(images, k, "blend")
+    labels = _labels_for(model, labels, len(images))
+    tiles = []
+    for start in range(0, min(len(images), rows * k) - k + 1, k):
+        group = images[start : start + k]
+        label = None if labels is None else labels[start]
+        tiles += [group, blend(model, group, weights, label=label)]
+    return image_grid(np.concatenate(tiles), columns=k + 1)
+
+
 def plot_picture(model, kind, images=None, labels=None, *, num=64, steps=None, seed=0, temperature=1.0,
-                 method="linear", dims=None, span=3.0, index=0, label_names=None, colour_by=None):
+                 method="linear", dims=None, span=3.0, index=0, label_names=None, colour_by=None,
+                 attribute=None, weights=(1.0, 1.0)):
     """The picture of ``kind`` (see `KINDS`): a uint8 grid array or a matplotlib Figure.
 
     ``images`` / ``labels`` are dataset examples for the kinds that need inputs.
@@ -264,9 +336,15 @@ def plot_picture(model, kind, images=None, labels=None, *, num=64, steps=None, s
         _need_images(images, index + 1, kind)
         label = None if not _conditional(model) else _labels_for(model, labels, index + 1)[index]
         return traversal_picture(model, images[index], dims=dims, span=span, steps=steps or 9, label=label)
+    if kind == "blend":
+        return blend_picture(model, images, weights, None if labels is None else labels)
     _need_images(images, 2, kind)
     if labels is None:
-        raise ValueError("--kind latent-scatter colours the codes by label: it needs a dataset with labels.")
+        raise ValueError(f"--kind {kind} needs a dataset with labels.")
+    if kind == "attribute":
+        if attribute is None:
+            raise ValueError("--kind attribute needs --attribute VALUE (class labels) or FACTOR=VALUE (factors).")
+        return attribute_picture(model, images, labels, attribute, label_names=label_names)
     return latent_scatter_picture(model, images, labels, label_names=label_names, colour_by=colour_by)
 
 
@@ -353,6 +431,10 @@ def add_commands(subparsers):
     plot.add_argument("--span", type=float, default=3.0, help="traversal: sweep each dimension over [-span, span]")
     plot.add_argument("--index", type=int, default=0, help="traversal: which dataset example to start from")
     plot.add_argument("--colour-by", help="latent-scatter with factor labels: the factor name or column")
+    plot.add_argument("--attribute", metavar="VALUE|FACTOR=VALUE",
+                      help="attribute: examples with this class label (e.g. 7) or factor value (e.g. shape=2)")
+    plot.add_argument("--weights", type=float, nargs="+", default=[1.0, 1.0],
+                      help="blend: one weight per input of each group (default 1 1)")
     plot.add_argument("--temperature", type=float, default=1.0, help="samples: prior temperature")
     plot.add_argument("--seed", type=int, default=0)
     plot.set_defaults(func=run_plot)
@@ -393,8 +475,8 @@ def run_plot(args):
     if args.span <= 0 or args.temperature <= 0:
         raise ValueError("--span and --temperature must be > 0.")
     model, dataset, data_dir = _model_and_data_source(args)
-    num = args.num or {"interpolation": 16, "latent-scatter": 2000}.get(args.kind, 64)
-    needs_data = args.kind in ("reconstructions", "interpolation", "traversal", "latent-scatter") or (
+    num = args.num or {"interpolation": 16, "latent-scatter": 2000, "attribute": 2000, "blend": 16}.get(args.kind, 64)
+    needs_data = args.kind not in ("samples", "manifold") or (
         _conditional(model) and model.num_classes is None
     )
     images = labels = label_names = None
@@ -408,7 +490,7 @@ def run_plot(args):
         if tuple(info.image_shape) != tuple(model.image_shape):
             raise ValueError(f"Dataset {dataset!r} has images {tuple(info.image_shape)}; the model takes "
                              f"{tuple(model.image_shape)}.")
-        with_labels = args.kind == "latent-scatter" or _conditional(model)
+        with_labels = args.kind in ("latent-scatter", "attribute") or _conditional(model)
         if with_labels and info.label_kind is None:
             raise ValueError(f"Dataset {dataset!r} has no labels, which --kind {args.kind} needs for this model.")
         count = max(num, args.index + 1) if args.kind == "traversal" else num
@@ -424,7 +506,8 @@ def run_plot(args):
                 raise ValueError(f"--colour-by {args.colour_by!r} is not a factor of {dataset!r} ({label_names}).")
     picture = plot_picture(model, args.kind, images, labels, num=num, steps=args.steps, seed=args.seed,
                            temperature=args.temperature, method=args.method, dims=args.dims, span=args.span,
-                           index=args.index, label_names=label_names, colour_by=colour_by)
+                           index=args.index, label_names=label_names, colour_by=colour_by,
+                           attribute=args.attribute, weights=args.weights)
     save_picture(picture, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

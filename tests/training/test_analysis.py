@@ -111,3 +111,28 @@ def test_bad_arguments_exit_2_with_a_message(runs, tmp_path, capsys):
     assert main(["plot", str(model_file), "--kind", "traversal", "--out", str(tmp_path / "t.png")]) == 2
     assert "give --dataset" in capsys.readouterr().err
     assert main(["plot", str(tmp_path / "missing"), "--kind", "samples", "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_blend_picture_rows_end_with_the_blend_of_their_inputs(runs, tmp_path):
+    out = tmp_path / "blend.png"
+    assert main(["plot", str(runs[2]), "--kind", "blend", "--weights", "3", "1", "--num", "4", "--seed", "2",
+                 "--out", str(out)]) == 0
+    images, _ = analysis.load_examples("sprites", "test", count=4, shuffle=True, seed=2)
+    picture = _gray(out)
+    assert picture.shape == (2 * 64 + 1, 3 * 64 + 2)  # 2 groups of (2 inputs + their blend)
+    mixed = keras_vae.blend(keras_vae.load_vae(runs[2]), images[2:4], [3.0, 1.0])[0, ..., 0]
+    np.testing.assert_array_equal(picture[65:, 130:], np.round(mixed * 255))
+
+
+def test_attribute_picture_and_attribute_specs(runs, tmp_path, capsys):
+    labels = np.array([[0, 1], [2, 1], [2, 0]])
+    assert analysis.attribute_mask(labels, "shape=2", ("shape", "scale")).tolist() == [False, True, True]
+    assert analysis.attribute_mask(np.array([7, 1, 7]), "7").tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="FACTOR=VALUE"):
+        analysis.attribute_mask(labels, "colour=1", ("shape", "scale"))
+    out = tmp_path / "attribute.png"
+    assert main(["plot", str(runs[2]), "--kind", "attribute", "--attribute", "shape=2", "--num", "300",
+                 "--out", str(out)]) == 0
+    assert matplotlib.image.imread(str(out)).shape[0] > 300
+    assert main(["plot", str(runs[2]), "--kind", "attribute", "--out", str(out)]) == 2
+    assert "needs --attribute" in capsys.readouterr().err

@@ -104,6 +104,9 @@ class VAE(keras.Model):
             self.prior.build((None, self.latent_dim))
         if not self.likelihood.built:
             self.likelihood.build((None, *self.image_shape))
+        if not self.posterior.built:
+            # With every layer built, Keras never traces `call` to build the model under a strategy.
+            self.posterior.build((None, 2 * self.latent_dim))
         self.seed_generator = keras.random.SeedGenerator(seed, name="posterior_noise")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self.built = True  # every weight exists now: saving, loading and strategies need no build call

@@ -76,11 +76,8 @@ class ConditionalVAE(VAE):
         self.num_classes = None if num_classes is None else int(num_classes)
         self.label_dim = None if label_dim is None else int(label_dim)
         self.condition_dim = int(size)
+        # The base builds every layer, so Keras never traces `call` without labels under a strategy.
         super().__init__(encoder, decoder, latent_dim, **kwargs)
-        if not self.posterior.built:
-            # With every layer built, Keras never traces `call` with images alone (no labels) to build the
-            # model, as it otherwise does under a tf.distribute strategy.
-            self.posterior.build((None, 2 * self.latent_dim))
 
     def _check_networks(self):
         for role, net in (("encoder", self.encoder), ("decoder", self.decoder)):

@@ -9,9 +9,7 @@ compilation) and reports the timed epochs after it.
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -30,6 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 import keras_vae  # noqa: E402
+from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.strategies import make_strategy  # noqa: E402
 from training.train import make_optimizer  # noqa: E402
@@ -72,7 +71,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=15, help="steps per timed epoch")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs (after one warm-up epoch)")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "train_throughput.json"))
+    parser.add_argument("--out", default=os.path.join(RESULTS_DIR, "train_throughput.json"))
     args = parser.parse_args(argv)
 
     rows = []
@@ -95,14 +94,10 @@ def main(argv=None):
         "batch_size": args.batch_size,
         "steps_per_epoch": args.steps,
         "timed_epochs": args.epochs,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": machine(),
         "rows": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"\nwrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,9 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     Every worker restores from ``backup_dir`` (the chief's; a shared file system is assumed); only the
     chief writes there, the other workers write to ``scratch_dir`` (saving reads distributed variables,
-    which all workers must do together). The epoch a step-level backup records is the running epoch,
-    also in the first epoch after a restore.
+    which all workers must do together). With a step-level ``save_freq`` it also saves at the end of
+    every epoch, and the epoch a step-level backup records is the running one, also in the first epoch
+    after a restore (Keras' own records epoch 0 there).
     """
 
     def __init__(self, backup_dir, save_freq="epoch", chief=True, scratch_dir=None):
@@ -127,6 +128,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":  # also at the end of each epoch: a finished epoch is never redone
+            self._save_model()
 
     def _save_model(self):
         if self.chief:

@@ -20,6 +20,7 @@ Example:
 >>> ds = get_dataset("mnist", "test", data_dir="../shared/data", batch_size=100, with_labels=True)
 >>> dataset_info("sprites").factor_sizes
 (3, 6, 40, 32, 32)
+>>> images, labels = load_examples("sprites", "valid", count=100, with_labels=True, shuffle=True)
 """
 
 import dataclasses
@@ -413,3 +414,25 @@ def get_dataset(
     if batch_size:
         ds = ds.batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_examples(name, split, data_dir=None, count=None, with_labels=False, shuffle=False, seed=0, batch_size=256):
+    """``count`` examples (all when None) of a split as numpy ``(images, labels or None)``.
+
+    The first ones in split order, or with ``shuffle`` a seeded random subset (the sprite grid is ordered
+    by factor, so its first examples are no fair sample).
+    """
+    images, labels = [], []
+    seen = 0
+    for batch in get_dataset(name, split, data_dir=data_dir, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             with_labels=with_labels):
+        x, y = batch if with_labels else (batch, None)
+        images.append(np.asarray(x))
+        if y is not None:
+            labels.append(np.asarray(y))
+        seen += len(images[-1])
+        if count is not None and seen >= count:
+            break
+    if not images:
+        raise ValueError(f"Split {split!r} of dataset {name!r} holds no examples.")
+    return np.concatenate(images)[:count], (np.concatenate(labels)[:count] if labels else None)

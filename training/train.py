@@ -54,6 +54,20 @@ def build_model(config):
         raise ValueError(f"Invalid model option in model_options {config.model_options}: {err}") from err
 
 
+def dataset_model_options(config, info):
+    """``config.model_options`` plus what the variant needs and the dataset tells: a conditional model's
+    label size (``num_classes`` or ``label_dim``) and beta-TCVAE's ``dataset_size``."""
+    options = dict(config.model_options)
+    if config.variant == "cvae" and "num_classes" not in options and "label_dim" not in options:
+        if info.label_kind == "class":
+            options["num_classes"] = info.num_classes
+        elif info.label_kind == "factors":
+            options["label_dim"] = len(info.factor_names)
+    if config.variant == "beta_tcvae":
+        options.setdefault("dataset_size", info.split_sizes["train"])
+    return options
+
+
 def make_optimizer(config):
     """The optimizer, wrapped in a `keras.optimizers.LossScaleOptimizer`, which skips non-finite steps.
 
@@ -119,22 +133,6 @@ def _rank1_step_logs(model):
         setattr(model, name, rank1)
 
 
-def _fixed_batch(dataset, count, conditional):
-    """The first ``count`` examples of an unshuffled split, as numpy (images, labels or None)."""
-    import numpy as np
-
-    images, labels = [], []
-    for batch in dataset:
-        x, y = (batch if conditional else (batch, None))
-        images.append(np.asarray(x))
-        if y is not None:
-            labels.append(np.asarray(y))
-        if sum(len(i) for i in images) >= count:
-            break
-    images = np.concatenate(images)[:count]
-    return images, (np.concatenate(labels)[:count] if labels else None)
-
-
 def train(config, train_data=None, callbacks=()):
     """Trains ``config`` (a `TrainConfig`); returns ``(model, metrics)``, the metrics as in ``metrics.json``.
 
@@ -163,6 +161,7 @@ def train(config, train_data=None, callbacks=()):
     strategies.set_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     info = data.dataset_info(config.dataset, config.data_dir)
+    config.model_options = dataset_model_options(config, info)
     if config.image_shape is None:
         config.image_shape = list(info.image_shape)
     elif tuple(config.image_shape) != tuple(info.image_shape):
@@ -216,7 +215,8 @@ def train(config, train_data=None, callbacks=()):
 
     history_path = os.path.join(write_dir, "history.csv")
     best_so_far, _ = _best(read_history(history_path))
-    images, labels = _fixed_batch(valid_data, config.image_grid_size, conditional)
+    images, labels = data.load_examples(config.dataset, "valid", config.data_dir, count=config.image_grid_size,
+                                        with_labels=conditional)
     guard = NonFiniteGuard(
         config.nan_policy, config.max_nonfinite_steps, fixed_scale=config.precision != "mixed_float16", verbose=chief
     )

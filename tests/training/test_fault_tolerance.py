@@ -62,7 +62,7 @@ def test_sigkill_then_same_command_resumes_from_backup(tmp_path):
                 backed_up = json.loads(metadata.read_text())
             except (OSError, ValueError):  # not written yet, or being written
                 backed_up = None
-            if backed_up and backed_up["epoch"] >= 1:  # a step-level backup inside the second epoch or later
+            if backed_up and backed_up["epoch"] >= 1 and backed_up["batch"] > 0:  # inside epoch 2 or later
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the run finished before it could be killed"

@@ -99,10 +99,14 @@ def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
     assert "No model file or run directory" in capsys.readouterr().err
 
 
-def test_run_dir_with_another_model_is_refused(tmp_path):
-    train(_config(tmp_path, epochs=1, steps_per_epoch=1))
+def test_finished_run_reruns_as_a_no_op_and_another_model_is_refused(tmp_path):
+    first, _ = train(_config(tmp_path, epochs=1, steps_per_epoch=2))
+    again, metrics = train(_config(tmp_path, epochs=1, steps_per_epoch=2))  # restores the end of epoch 1
+    assert metrics["epochs"] == 1 and int(again.optimizer.iterations.numpy()) == 2
+    for a, b in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="latent_dim=2, not 3"):
-        train(_config(tmp_path, epochs=1, steps_per_epoch=1, latent_dim=3))
+        train(_config(tmp_path, epochs=1, steps_per_epoch=2, latent_dim=3))
 
 
 def _data_with_nan_batch():
@@ -179,3 +183,15 @@ def test_evaluation_orders_as_expected(binary_images):
 def test_time_limit_stops_after_the_epoch(tmp_path):
     _, metrics = train(_config(tmp_path, epochs=5, steps_per_epoch=2, max_train_minutes=1e-4))
     assert metrics["epochs"] == 1
+
+
+def test_variants_get_dataset_options_and_labels(tmp_path):
+    model, metrics = train(_config(tmp_path, variant="cvae", epochs=1, steps_per_epoch=2, eval_iw_samples=5,
+                                   eval_max_examples=8))
+    assert model.conditional and model.label_dim == 5  # the sprite factor vector
+    assert np.isfinite(metrics["evaluation"]["nll"])
+    with open(os.path.join(tmp_path, "run", "config.yaml")) as f:
+        assert yaml.safe_load(f)["model_options"]["label_dim"] == 5
+    model, _ = train(_config(tmp_path, variant="beta_tcvae", epochs=1, steps_per_epoch=1,
+                             run_dir=str(tmp_path / "tc")))
+    assert model.dataset_size == 663_552

@@ -1,0 +1,96 @@
+"""Quality benchmark: train on statically binarized MNIST (train split, validating on valid), then report
+the valid NLL in nats estimated with K=5000 importance samples (Burda et al. 2015).
+
+Published test NLLs on this dataset are in ../shared/NOTES.md (e.g. MLP VAE 89.9, IWAE 87.1,
+VampPrior 85.57). This script reports on `valid` (the test split is kept back).
+
+    python benchmarks/binarized_mnist.py                                  # configs/binarized_mnist_mlp.yaml
+    python benchmarks/binarized_mnist.py --minutes 20 --eval-examples 2000
+    python benchmarks/binarized_mnist.py --config my.yaml --set latent_dim=50 --epochs 100
+    python benchmarks/binarized_mnist.py --evaluate-run runs/binarized_mnist_mlp   # no training: evaluate a run
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+
+from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
+from training.config import load_config, parse_assignment  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=os.path.join(ROOT, "configs", "binarized_mnist_mlp.yaml"))
+    parser.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "data"))
+    parser.add_argument("--epochs", type=int, help="maximum epochs (default: the config's)")
+    parser.add_argument("--minutes", type=float, help="training time budget (default: the config's)")
+    parser.add_argument("--iw-samples", type=int, default=5000)
+    parser.add_argument("--eval-examples", type=int, help="evaluate the first N valid images (default: all 10,000)")
+    parser.add_argument("--run-dir", help="run directory (default: the config's)")
+    parser.add_argument("--evaluate-run", metavar="RUN_DIR", help="skip training: evaluate this finished run")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=os.path.join(RESULTS_DIR, "binarized_mnist.json"))
+    args = parser.parse_args(argv)
+
+    import json
+
+    from training.data import get_dataset
+    from training.evaluate import evaluate_model, format_table
+
+    if args.evaluate_run:
+        import keras_vae
+
+        config = load_config(os.path.join(args.evaluate_run, "config.yaml"))
+        model = keras_vae.load_vae(args.evaluate_run, compile=False)
+        with open(os.path.join(args.evaluate_run, "metrics.json")) as f:
+            metrics = json.load(f)
+        train_seconds = metrics["train_seconds_this_session"]
+    else:
+        from training.train import train
+
+        overrides = dict(parse_assignment(a) for a in args.assignments)
+        overrides.update({"dataset": "binarized_mnist", "data_dir": args.data_dir, "eval_iw_samples": 0})
+        for key, value in (("epochs", args.epochs), ("max_train_minutes", args.minutes), ("run_dir", args.run_dir)):
+            if value is not None:
+                overrides[key] = value
+        config = load_config(args.config, overrides)
+        start = time.monotonic()
+        model, metrics = train(config)
+        train_seconds = time.monotonic() - start
+
+    valid = get_dataset("binarized_mnist", "valid", data_dir=config.data_dir, batch_size=100)
+    start = time.monotonic()
+    evaluation = evaluate_model(model, valid, iw_samples=args.iw_samples, max_examples=args.eval_examples,
+                                seed=config.seed)
+    eval_seconds = time.monotonic() - start
+
+    result = {
+        "benchmark": "binarized_mnist",
+        "split": "valid",
+        "eval_examples": evaluation["num_examples"],
+        "valid_nll": evaluation["nll"],
+        "valid_nelbo": evaluation["nelbo"],
+        "evaluation": evaluation,
+        "epochs_trained": metrics["epochs"],
+        "best_val_elbo_during_training": metrics["best_val_elbo"],
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "config": config.to_dict(),
+        "machine": machine(),
+    }
+    print(format_table(evaluation))
+    print(f"\n| dataset | split | model | epochs | train time | K | examples | NLL (nats) | -ELBO (nats) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| binarized MNIST | valid | {config.architecture} {config.model_options} z={config.latent_dim} "
+          f"{config.variant} | {metrics['epochs']} | {train_seconds / 60:.1f} min | {args.iw_samples} | "
+          f"{evaluation['num_examples']} | {evaluation['nll']:.2f} | {evaluation['nelbo']:.2f} |")
+    write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

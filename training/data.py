@@ -11,7 +11,8 @@ Sources:
 
 A folder of canonical files may hold only some splits; ``data_dir`` may be that folder or its parent.
 Where the source has no validation split it is carved from train deterministically (the last 10,000
-MNIST train images, the last 5,000 CIFAR-10 ones; a fixed index permutation for the sprite grids).
+MNIST train images, the last 5,000 CIFAR-10 ones; a fixed index permutation for the sprite grids:
+``sprites`` splits come in that permutation's order, ``dsprites`` ones in file order, sorted by factor).
 
 Example:
 
@@ -157,10 +158,11 @@ def dataset_info(name, data_dir=None):
 # ------------------------------------------------------------------------------------------ splits
 @functools.lru_cache(maxsize=1)
 def grid_split_indices():
-    """Flat sprite-grid indices of each split: a fixed permutation, test first, then valid, then train."""
+    """Flat sprite-grid indices of each split, in split order: a fixed permutation of the grid cut into test,
+    valid and train. The order is random, so the first examples of a split are a fair sample."""
     order = np.random.RandomState(SPLIT_SEED).permutation(sprites.NUM_IMAGES).astype(np.int64)
     held = _GRID_HELD_OUT
-    return {"test": np.sort(order[:held]), "valid": np.sort(order[held : 2 * held]), "train": np.sort(order[2 * held :])}
+    return {"test": order[:held], "valid": order[held : 2 * held], "train": order[2 * held :]}
 
 
 # ------------------------------------------------------------------------------------------ local files
@@ -419,8 +421,8 @@ def get_dataset(
 def load_examples(name, split, data_dir=None, count=None, with_labels=False, shuffle=False, seed=0, batch_size=256):
     """``count`` examples (all when None) of a split as numpy ``(images, labels or None)``.
 
-    The first ones in split order, or with ``shuffle`` a seeded random subset (the sprite grid is ordered
-    by factor, so its first examples are no fair sample).
+    The first ones in split order, or with ``shuffle`` a seeded random subset (``dsprites`` from tfds is
+    ordered by factor, so its first examples are no fair sample; ``sprites`` splits are in random order).
     """
     images, labels = [], []
     seen = 0

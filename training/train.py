@@ -15,6 +15,7 @@ Example:
 
 import argparse
 import csv
+import dataclasses
 import inspect
 import json
 import math
@@ -32,9 +33,16 @@ _NEVER = 2**30  # a loss scale growth interval that is never reached
 
 
 def build_model(config):
-    """The uncompiled model of ``config`` via `keras_vae.build_vae` (call inside the strategy scope)."""
-    import keras_vae
+    """The uncompiled model of ``config`` via `keras_vae.build_vae` (call inside the strategy scope).
 
+    The image shape and the variant's dataset-given options come from the dataset when the config
+    leaves them out (see `dataset_model_options`).
+    """
+    import keras_vae
+    from training.data import dataset_info
+
+    info = dataset_info(config.dataset, config.data_dir)
+    image_shape = tuple(config.image_shape or info.image_shape)
     options = dict(
         likelihood=config.likelihood,
         prior=config.prior,
@@ -42,14 +50,14 @@ def build_model(config):
         kl_warmup_steps=config.kl_warmup_steps,
         free_bits=config.free_bits,
         seed=config.seed,
-        **config.model_options,
+        **dataset_model_options(config, info),
     )
     if config.variant != "vae":
         if "variant" not in inspect.signature(keras_vae.build_vae).parameters:
             raise ValueError(f"variant {config.variant!r} is not available in this keras_vae; use 'vae'.")
         options["variant"] = config.variant
     try:
-        return keras_vae.build_vae(tuple(config.image_shape), config.latent_dim, config.architecture, **options)
+        return keras_vae.build_vae(image_shape, config.latent_dim, config.architecture, **options)
     except TypeError as err:  # an unknown option reaches a constructor
         raise ValueError(f"Invalid model option in model_options {config.model_options}: {err}") from err
 
@@ -148,6 +156,7 @@ def train(config, train_data=None, callbacks=()):
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"train() takes a TrainConfig, got {type(config).__name__}.")
+    config = dataclasses.replace(config)  # resolved below (image shape, dataset options); the caller's stays
     from training import strategies
 
     strategy = strategies.make_strategy(config.strategy)  # first: multi-worker needs it before other TF work
@@ -158,6 +167,15 @@ def train(config, train_data=None, callbacks=()):
     from training.callbacks import EpochSummary, ImageGrids, NonFiniteGuard, RunBackup, TimeLimit
     from training.evaluate import evaluate_model
 
+    if config.jit_compile and isinstance(strategy, tf.distribute.MirroredStrategy) and (
+        strategy.num_replicas_in_sync > 1
+    ):
+        raise ValueError(
+            f"jit_compile with {type(strategy).__name__} over {strategy.num_replicas_in_sync} devices is not "
+            "supported: Keras XLA-compiles every replica's step into one program, which cannot reach variables "
+            "on other devices. Use jit_compile with one device per process (default, one_device, or "
+            "multi_worker with one device per worker)."
+        )
     strategies.set_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     info = data.dataset_info(config.dataset, config.data_dir)
@@ -177,15 +195,6 @@ def train(config, train_data=None, callbacks=()):
         _check_resumable(config, run_dir)
         save_config(config, os.path.join(run_dir, "config.yaml"))
 
-    if config.jit_compile and isinstance(strategy, tf.distribute.MirroredStrategy) and (
-        strategy.num_replicas_in_sync > 1
-    ):
-        raise ValueError(
-            f"jit_compile with {type(strategy).__name__} over {strategy.num_replicas_in_sync} devices is not "
-            "supported: Keras XLA-compiles every replica's step into one program, which cannot reach variables "
-            "on other devices. Use jit_compile with one device per process (default, one_device, or "
-            "multi_worker with one device per worker)."
-        )
     with strategy.scope():
         model = build_model(config)
         model.compile(

@@ -363,32 +363,7 @@ def save_picture(picture, path):
 
 
 # ------------------------------------------------------------------------------------------ data
-def load_examples(dataset, split, data_dir=None, count=None, with_labels=False, shuffle=False, seed=0,
-                  batch_size=256):
-    """``count`` examples (all when None) of a split as numpy ``(images, labels or None)``.
 
-    The first ones in split order, or with ``shuffle`` a seeded random subset: some splits are
-    ordered (the sprite grid by factor), so their first examples are no fair sample.
-    """
-    import numpy as np
-
-    from training.data import get_dataset
-
-    images, labels, seen = [], [], 0
-    data = get_dataset(dataset, split, data_dir=data_dir, batch_size=batch_size, with_labels=with_labels,
-                       shuffle=shuffle, seed=seed)
-    for batch in data:
-        x, y = batch if with_labels else (batch, None)
-        images.append(np.asarray(x))
-        if y is not None:
-            labels.append(np.asarray(y))
-        seen += len(images[-1])
-        if count is not None and seen >= count:
-            break
-    if not images:
-        raise ValueError(f"Split {split!r} of dataset {dataset!r} holds no examples.")
-    images = np.concatenate(images)[:count]
-    return images, (np.concatenate(labels)[:count] if labels else None)
 
 
 def _model_and_data_source(args):
@@ -484,7 +459,7 @@ def run_plot(args):
     if needs_data:
         if dataset is None:
             raise ValueError(f"--kind {args.kind} needs inputs: give --dataset (the model has no run config.yaml).")
-        from training.data import dataset_info
+        from training.data import dataset_info, load_examples
 
         info = dataset_info(dataset, data_dir)
         if tuple(info.image_shape) != tuple(model.image_shape):
@@ -494,7 +469,7 @@ def run_plot(args):
         if with_labels and info.label_kind is None:
             raise ValueError(f"Dataset {dataset!r} has no labels, which --kind {args.kind} needs for this model.")
         count = max(num, args.index + 1) if args.kind == "traversal" else num
-        images, labels = load_examples(dataset, args.split, data_dir, count=count, with_labels=with_labels,
+        images, labels = load_examples(dataset, args.split, data_dir=data_dir, count=count, with_labels=with_labels,
                                        shuffle=True, seed=args.seed)
         label_names = info.factor_names
         if args.colour_by is not None:
@@ -521,6 +496,7 @@ def run_score(args):
     import numpy as np
 
     from keras_vae import anomaly_scores, score_threshold
+    from training.data import load_examples
 
     model, dataset, data_dir = _model_and_data_source(args)
     if dataset is None:
@@ -529,7 +505,7 @@ def run_score(args):
     options = dict(method=args.method, num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
 
     def scores_of(split, count, shuffle):
-        images, labels = load_examples(dataset, split, data_dir, count=count, with_labels=conditional,
+        images, labels = load_examples(dataset, split, data_dir=data_dir, count=count, with_labels=conditional,
                                        shuffle=shuffle, seed=args.seed)
         return anomaly_scores(model, images, labels=labels, **options)
 

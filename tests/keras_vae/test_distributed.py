@@ -24,6 +24,11 @@ def _two_cpus():
     return [d.name for d in cpus[:2]]
 
 
+def _mirrored(devices):
+    # Collective all-reduce instances of two MirroredStrategy objects in one process can collide.
+    return tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 def _build(weights=None):
     enc = keras_vae.mlp_encoder((8, 8, 1), 3, hidden_units=(16,))
     dec = keras_vae.mlp_decoder((8, 8, 1), 3, hidden_units=(16,))
@@ -42,7 +47,7 @@ def test_mirrored_step_equals_single_device_step():
     start = [w.copy() for w in single.get_weights()]
     single_loss = single.fit(x, batch_size=8, epochs=1, shuffle=False, verbose=0).history["loss"][0]
 
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = _mirrored(devices)
     with strategy.scope():
         mirrored = _build(start)
     mirrored_loss = mirrored.fit(x, batch_size=8, epochs=1, shuffle=False, verbose=0).history["loss"][0]
@@ -57,7 +62,7 @@ def test_mirrored_step_equals_single_device_step():
 
 def test_replicas_draw_distinct_noise():
     devices = _two_cpus()
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = _mirrored(devices)
     with strategy.scope():
         vae = keras_vae.build_vae((8, 8, 1), 3, architecture="mlp", hidden_units=(8,), seed=3)
 

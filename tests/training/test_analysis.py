@@ -11,12 +11,13 @@ import yaml
 import keras_vae
 from training import analysis
 from training.cli import main
+from training.data import load_examples
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two run directories of small MLP VAEs briefly trained on sprites: latent_dim 2 and 3."""
-    images, _ = analysis.load_examples("sprites", "train", count=256, shuffle=True, seed=1)
+    images, _ = load_examples("sprites", "train", count=256, shuffle=True, seed=1)
     dirs = {}
     for latent_dim in (2, 3):
         vae = keras_vae.build_vae((64, 64, 1), latent_dim, architecture="mlp", hidden_units=(32,), seed=0)
@@ -44,7 +45,7 @@ def test_samples_picture_is_the_grid_of_seeded_samples(runs, tmp_path):
 def test_reconstructions_picture_alternates_inputs_and_reconstructions(runs, tmp_path):
     out = tmp_path / "rec.png"
     assert main(["plot", str(runs[2]), "--kind", "reconstructions", "--num", "8", "--out", str(out)]) == 0
-    images, _ = analysis.load_examples("sprites", "test", count=8, shuffle=True, seed=0)
+    images, _ = load_examples("sprites", "test", count=8, shuffle=True, seed=0)
     picture = _gray(out)
     assert picture.shape == (2 * 64 + 1, 8 * 64 + 7)
     np.testing.assert_array_equal(picture[:64, :64], np.round(images[0, ..., 0] * 255))
@@ -89,10 +90,10 @@ def test_score_writes_csv_and_json_with_a_training_quantile_threshold(runs, tmp_
     assert main(["score", str(runs[2]), "--out", str(json_path), *common]) == 0
     result = json.loads(json_path.read_text())
     vae = keras_vae.load_vae(runs[2])
-    train, _ = analysis.load_examples("sprites", "train", count=200, shuffle=True, seed=0)
+    train, _ = load_examples("sprites", "train", count=200, shuffle=True, seed=0)
     threshold = keras_vae.score_threshold(keras_vae.anomaly_scores(vae, train, num_samples=4), 0.9)
     assert result["threshold"] == pytest.approx(threshold, rel=1e-6)
-    test, _ = analysis.load_examples("sprites", "test", count=40)
+    test, _ = load_examples("sprites", "test", count=40)
     scores = keras_vae.anomaly_scores(vae, test, num_samples=4)
     np.testing.assert_allclose([row["score"] for row in result["examples"]], scores, rtol=1e-5)
     assert [row["anomalous"] for row in result["examples"]] == (scores > threshold).tolist()
@@ -117,7 +118,7 @@ def test_blend_picture_rows_end_with_the_blend_of_their_inputs(runs, tmp_path):
     out = tmp_path / "blend.png"
     assert main(["plot", str(runs[2]), "--kind", "blend", "--weights", "3", "1", "--num", "4", "--seed", "2",
                  "--out", str(out)]) == 0
-    images, _ = analysis.load_examples("sprites", "test", count=4, shuffle=True, seed=2)
+    images, _ = load_examples("sprites", "test", count=4, shuffle=True, seed=2)
     picture = _gray(out)
     assert picture.shape == (2 * 64 + 1, 3 * 64 + 2)  # 2 groups of (2 inputs + their blend)
     mixed = keras_vae.blend(keras_vae.load_vae(runs[2]), images[2:4], [3.0, 1.0])[0, ..., 0]

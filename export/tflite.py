@@ -5,7 +5,7 @@ float activations); ``int8`` (full integer quantization of weights and activatio
 codes drawn from the prior; float32 inputs and outputs; for conditional models the label's ONE_HOT
 stays float, working around a quantizer bug). Each has the signatures ``decode``
 (``z`` -> ``images``) and ``sample`` (``num_samples`` -> ``images``, ``z``), using builtin ops only
-(no SELECT_TF_OPS, which the pip LiteRT runtime cannot run).
+(no Flex ops, which the pip LiteRT runtime cannot run).
 
 They are converted with ``tf.lite.TFLiteConverter.from_saved_model`` from a SavedModel written by
 `keras.export.ExportArchive`, whose variables the converter freezes into constants; `convert_tflite`
@@ -94,8 +94,8 @@ def convert_tflite(model, out_dir, variants=VARIANTS):
         write_archive(model, tflite_endpoints(model), source)
         for variant in variants:
             with warnings.catch_warnings():
-                # int8 calibration runs TF's own deprecated tf.lite.Interpreter internally.
-                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+                # int8 calibration runs TF's own deprecated interpreter internally.
+                warnings.filterwarnings("ignore", message=".*lite.Interpreter is deprecated")
                 flatbuffer = _convert(source, variant, model)
             path = os.path.join(out_dir, f"{variant}.tflite")
             with open(path, "wb") as f:

@@ -1,6 +1,7 @@
 """Shared test setup: two logical CPUs (for MirroredStrategy tests) and small image fixtures."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,6 +17,21 @@ try:
     )
 except RuntimeError:  # already initialized (e.g. by a plugin); mirrored tests then skip
     pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def contained_temp_files(tmp_path_factory):
+    """Temp files that TF, tfds and test subprocesses leave behind go under pytest's own temp root,
+    which pytest prunes, instead of piling up in /tmp."""
+    root = str(tmp_path_factory.mktemp("tempfiles"))
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = root, root
+    yield root
+    tempfile.tempdir = saved_tempdir
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
 
 
 def rectangles(n, size=28, seed=0):

@@ -43,6 +43,13 @@ def _checked_shape(x, item_shape, what):
     return tf.ensure_shape(x, expected)
 
 
+def check_built_networks(encoder, decoder):
+    """Both networks must be built Keras models, so their shapes are known up front."""
+    for role, net in (("encoder", encoder), ("decoder", decoder)):
+        if not isinstance(net, keras.Model) or not net.built:
+            raise ValueError(f"The {role} must be a built keras.Model (give it a keras.Input); got {net!r}.")
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
 class VAE(keras.Model):
     """A VAE trained by maximizing the ELBO, log p(x|z) - beta * KL(q(z|x) || p(z)).
@@ -112,9 +119,7 @@ class VAE(keras.Model):
         self.built = True  # every weight exists now: saving, loading and strategies need no build call
 
     def _check_networks(self):
-        for role, net in (("encoder", self.encoder), ("decoder", self.decoder)):
-            if not isinstance(net, keras.Model) or not net.built:
-                raise ValueError(f"The {role} must be a built keras.Model (give it a keras.Input); got {net!r}.")
+        check_built_networks(self.encoder, self.decoder)
         enc_in, enc_out = tuple(self.encoder.input_shape), tuple(self.encoder.output_shape)
         dec_in, dec_out = tuple(self.decoder.input_shape), tuple(self.decoder.output_shape)
         if len(enc_in) != 4:
@@ -228,13 +233,16 @@ class VAE(keras.Model):
             return tf.reduce_sum(tf.maximum(self.kl_per_dimension(posterior), self.free_bits), axis=-1)
         return tf.maximum(kl, self.free_bits * self.latent_dim)
 
-    def compute_terms(self, x, training=False):
-        """Per-example objective terms, each ``[batch]`` in nats: loss, reconstruction, kl, elbo."""
+    def elbo_parts(self, x, training=False):
+        """The posterior, one draw z from it, and the per-example ``-log p(x|z)`` and KL."""
         posterior = self.encode(x, training=training)
         z = self.sample_posterior(posterior)
-        x = tf.cast(x, tf.float32)
-        reconstruction = -self.likelihood.log_prob(x, self.decoder(z, training=training))
-        kl = self.kl_divergence(posterior, z)
+        reconstruction = -self.likelihood.log_prob(tf.cast(x, tf.float32), self.decoder(z, training=training))
+        return posterior, z, reconstruction, self.kl_divergence(posterior, z)
+
+    def compute_terms(self, x, training=False):
+        """Per-example objective terms, each ``[batch]`` in nats: loss, reconstruction, kl, elbo."""
+        posterior, _, reconstruction, kl = self.elbo_parts(x, training=training)
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 

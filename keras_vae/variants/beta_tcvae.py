@@ -94,11 +94,7 @@ class BetaTCVAE(VAE):
         return self.current_beta() / self.beta
 
     def compute_terms(self, x, training=False):
-        posterior = self.encode(x, training=training)
-        z = self.sample_posterior(posterior)
-        x = tf.cast(x, tf.float32)
-        reconstruction = -self.likelihood.log_prob(x, self.decoder(z, training=training))
-        kl = self.kl_divergence(posterior, z)
+        posterior, z, reconstruction, kl = self.elbo_parts(x, training=training)
         parts = total_correlation_terms(
             z, posterior.mean(), posterior.stddev(), self.prior.distribution().log_prob(z), self.dataset_size
         )

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae.model import VAE, _shape_str
+from keras_vae.model import VAE, _shape_str, check_built_networks
 
 tfd = tfp.distributions
 
@@ -88,9 +88,7 @@ class LadderVAE(VAE):
             self.trackers[f"kl_{i + 1}"] = keras.metrics.Mean(name=f"kl_{i + 1}")
 
     def _check_networks(self):
-        for role, net in (("encoder", self.encoder), ("decoder", self.decoder)):
-            if not isinstance(net, keras.Model) or not net.built:
-                raise ValueError(f"The {role} must be a built keras.Model (give it a keras.Input); got {net!r}.")
+        check_built_networks(self.encoder, self.decoder)
         enc_in, enc_out = tuple(self.encoder.input_shape), tuple(self.encoder.output_shape)
         dec_in, dec_out = tuple(self.decoder.input_shape), tuple(self.decoder.output_shape)
         if len(enc_in) != 4 or len(enc_out) != 2:

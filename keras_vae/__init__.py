@@ -21,7 +21,7 @@ from keras_vae.model import VAE
 from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from keras_vae.objectives import iwae_bound
 from keras_vae.posteriors import GaussianPosterior
-from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, get_prior
+from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, get_prior
 from keras_vae.saving import load_vae
 from keras_vae.variants import IAFVAE, BetaTCVAE, BetaVAE, ConditionalVAE, LadderVAE
 
@@ -38,6 +38,7 @@ __all__ = [
     "GaussianPosterior",
     "StandardNormalPrior",
     "MixtureOfGaussiansPrior",
+    "VampPrior",
     "get_likelihood",
     "get_prior",
     "iwae_bound",

@@ -59,7 +59,8 @@ class VAE(keras.Model):
         decoder: a built Keras model, codes ``(batch, latent_dim)`` -> likelihood parameters ``(batch, H, W, C)``.
         latent_dim: size of the latent code.
         likelihood: ``"bernoulli"`` (logits; binary or [0, 1] data), ``"gaussian"`` or a likelihood layer.
-        prior: ``"standard_normal"``, ``"mixture"`` (learnable mixture of Gaussians) or a prior layer.
+        prior: ``"standard_normal"``, ``"mixture"`` (learnable mixture of Gaussians), ``"vamp"`` (`VampPrior`)
+            or a prior layer.
         posterior: the posterior layer (default `GaussianPosterior`).
         beta: weight of the KL term (beta > 1 gives a beta-VAE).
         kl_warmup_steps: ramp the KL weight linearly from 0 to ``beta`` over this many optimizer steps.
@@ -107,6 +108,10 @@ class VAE(keras.Model):
         self.seed = seed
         self._check_networks()
         self.image_shape = tuple(self.encoder.inputs[0].shape[1:])  # conditional encoders: images come first
+        if hasattr(self.prior, "bind_encoder"):  # a VampPrior's components are this model's posteriors
+            if self.conditional:
+                raise ValueError(f"{type(self.prior).__name__} needs an unconditional model; {type(self).__name__} is conditional.")
+            self.prior.bind_encoder(self.image_shape, self.encode)
         if not self.prior.built:
             self.prior.build((None, self.latent_dim))
         if not self.likelihood.built:

@@ -88,13 +88,7 @@ class MixtureOfGaussiansPrior(keras.layers.Layer):
 
     def sample(self, num_samples, temperature=1.0, seed=None):
         """Codes from the mixture; ``temperature`` scales each component's spread, not the component choice."""
-        component_seed, noise_seed = tfp.random.split_seed(seed, 2)
-        dist = self.distribution()
-        components = dist.mixture_distribution.sample(num_samples, seed=component_seed)
-        locs = tf.gather(dist.components_distribution.loc, components)
-        scales = tf.gather(dist.components_distribution.stddev(), components)
-        noise = tf.random.stateless_normal([num_samples, self.latent_dim], seed=noise_seed)
-        return locs + temperature * scales * noise
+        return _sample_gaussian_mixture(self.distribution(), num_samples, temperature, seed)
 
     def call(self, z):
         return self.distribution().log_prob(z)
@@ -103,9 +97,107 @@ class MixtureOfGaussiansPrior(keras.layers.Layer):
         return {**super().get_config(), "num_components": self.num_components, "init_spread": self.init_spread}
 
 
-PRIORS = {cls.name_key: cls for cls in (StandardNormalPrior, MixtureOfGaussiansPrior)}
+def _sample_gaussian_mixture(dist, num_samples, temperature, seed):
+    component_seed, noise_seed = tfp.random.split_seed(seed, 2)
+    components = dist.mixture_distribution.sample(num_samples, seed=component_seed)
+    locs = tf.gather(dist.components_distribution.mean(), components)
+    scales = tf.gather(dist.components_distribution.stddev(), components)
+    noise = tf.random.stateless_normal(tf.shape(locs), seed=noise_seed)
+    return locs + temperature * scales * noise
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VampPrior(keras.layers.Layer):
+    """The VampPrior (Tomczak & Welling, 2018): p(z) = 1/K sum_k q(z | u_k) over K learned pseudo-inputs.
+
+    The components are the model's own Gaussian posterior at the pseudo-inputs ``u_k`` (images
+    with pixels clipped to [0, 1]), so the prior moves with the encoder. The VAE binds the prior to
+    its encoder (`bind_encoder`) before building it; the KL is a Monte Carlo estimate, and each step
+    encodes the K pseudo-inputs once. Sampling and export see an ordinary Gaussian mixture.
+
+    Args:
+        num_pseudo_inputs: K, the number of mixture components.
+        init_mean, init_stddev: the pseudo-inputs start as N(init_mean, init_stddev^2) pixels.
+
+    Example:
+
+    >>> vae = keras_vae.build_vae((28, 28, 1), 16, architecture="mlp", prior=VampPrior(50))
+    >>> vae.prior.distribution().batch_shape   # a mixture over the 50 encoded pseudo-inputs
+    TensorShape([])
+    """
+
+    name_key = "vamp"
+    factorized = False
+
+    def __init__(self, num_pseudo_inputs=500, init_mean=0.05, init_stddev=0.01, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_pseudo_inputs) < 1:
+            raise ValueError(f"num_pseudo_inputs must be >= 1, got {num_pseudo_inputs}")
+        self.num_pseudo_inputs = int(num_pseudo_inputs)
+        self.init_mean = float(init_mean)
+        self.init_stddev = float(init_stddev)
+        self._encode = None
+
+    def bind_encoder(self, image_shape, encode):
+        """Binds the prior to a model: ``encode(images)`` returns its posterior, a `MultivariateNormalDiag`.
+
+        A function (not the encoder layer) is kept, so the encoder's weights belong to the model only.
+        """
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self._encode = encode
+        if getattr(self, "_deferred_input_shape", None) is not None:  # loading a saved model
+            self.build(self._deferred_input_shape)
+            self._deferred_input_shape = None
+
+    def build(self, input_shape):
+        if self._encode is None:
+            raise ValueError(
+                "VampPrior needs the model's encoder: pass it as the prior of a VAE (prior='vamp' or a VampPrior "
+                "layer), which binds it before building."
+            )
+        self.latent_dim = int(input_shape[-1])
+        self.pseudo_inputs = self.add_weight(
+            name="pseudo_inputs",
+            shape=(self.num_pseudo_inputs, *self.image_shape),
+            initializer=keras.initializers.RandomNormal(mean=self.init_mean, stddev=self.init_stddev, seed=0),
+        )
+
+    def build_from_config(self, config):
+        self._deferred_input_shape = config["input_shape"]  # built when the VAE binds its encoder
+
+    def distribution(self):
+        pseudo_inputs = tf.clip_by_value(tf.cast(self.pseudo_inputs, tf.float32), 0.0, 1.0)
+        posterior = self._encode(pseudo_inputs)
+        if not isinstance(posterior, tfd.MultivariateNormalDiag):
+            raise ValueError(
+                f"VampPrior needs a diagonal Gaussian posterior; this model's is a {type(posterior).__name__} "
+                "(flow posteriors have no closed-form density at the pseudo-inputs' codes)."
+            )
+        loc, scale = posterior.mean(), posterior.stddev()
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=tf.zeros([self.num_pseudo_inputs])),
+            components_distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale),
+        )
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        """Codes from the mixture; ``temperature`` scales each component's spread, not the component choice."""
+        return _sample_gaussian_mixture(self.distribution(), num_samples, temperature, seed)
+
+    def call(self, z):
+        return self.distribution().log_prob(z)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_pseudo_inputs": self.num_pseudo_inputs,
+            "init_mean": self.init_mean,
+            "init_stddev": self.init_stddev,
+        }
+
+
+PRIORS = {cls.name_key: cls for cls in (StandardNormalPrior, MixtureOfGaussiansPrior, VampPrior)}
 
 
 def get_prior(identifier):
-    """Returns a prior layer from a name ("standard_normal", "mixture"), a config dict or a layer."""
+    """Returns a prior layer from a name ("standard_normal", "mixture", "vamp"), a config dict or a layer."""
     return layer_from(identifier, PRIORS, "prior")

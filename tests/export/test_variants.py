@@ -15,6 +15,7 @@ VARIANTS = {
     "ladder": {"lower_latent_dims": (6,)},
     "iaf": {},
     "mixture_prior": {"variant": "vae", "prior": "mixture"},
+    "vamp_prior": {"variant": "vae", "prior": "vamp"},
 }
 
 

@@ -50,7 +50,7 @@ def test_kl_is_the_sum_of_the_layer_kls_and_decode_is_deterministic(small_images
     assert not np.allclose(model.sample(3, seed=4), model.sample(3, seed=5))
 
 
-@pytest.mark.parametrize("prior", ["standard_normal", "mixture"])
+@pytest.mark.parametrize("prior", ["standard_normal", "mixture", "vamp"])
 def test_training_improves_and_round_trips(small_images, train_briefly, tmp_path, prior):
     model = _model(lower_latent_dims=(6,), prior=prior)
     before, after, history = train_briefly(model, small_images, epochs=10)

@@ -1,0 +1,82 @@
+"""The VampPrior: a mixture of the model's own posteriors at learned pseudo-inputs."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import keras_vae
+from keras_vae import VampPrior
+
+tfd = tfp.distributions
+
+
+def _vamp_vae(num_pseudo_inputs=3, **options):
+    keras.utils.set_random_seed(0)
+    return keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), seed=0,
+                               prior=VampPrior(num_pseudo_inputs), **options)
+
+
+def test_density_is_the_average_of_posteriors_at_the_clipped_pseudo_inputs():
+    vae = _vamp_vae()
+    pseudo = np.random.RandomState(0).uniform(-0.5, 1.5, size=(3, 4, 4, 1)).astype(np.float32)
+    vae.prior.pseudo_inputs.assign(pseudo)  # some pixels outside [0, 1]: they are clipped
+    z = np.random.RandomState(1).randn(5, 2).astype(np.float32)
+
+    posterior = vae.encode(np.clip(pseudo, 0.0, 1.0))
+    per_component = posterior.log_prob(z[:, np.newaxis, :]).numpy()  # [5, 3]
+    expected = np.log(np.mean(np.exp(per_component), axis=1))
+    np.testing.assert_allclose(vae.prior.distribution().log_prob(z).numpy(), expected, rtol=1e-5)
+    # Unclipped pseudo-inputs would give another density: the clipping is what is checked above.
+    unclipped = vae.encode(pseudo).log_prob(z[:, np.newaxis, :]).numpy()
+    assert not np.allclose(np.log(np.mean(np.exp(unclipped), axis=1)), expected, rtol=1e-3)
+
+
+def test_the_kl_trains_the_pseudo_inputs_and_the_encoder_once():
+    vae = _vamp_vae()
+    x = (np.random.RandomState(0).rand(4, 4, 4, 1) > 0.5).astype(np.float32)
+    with pytest.raises(NotImplementedError):
+        tfd.kl_divergence(vae.encode(x), vae.prior.distribution())  # so the VAE uses the Monte Carlo KL
+    with tf.GradientTape() as tape:
+        posterior = vae.encode(x)
+        kl = tf.reduce_mean(vae.kl_divergence(posterior, posterior.sample(seed=(1, 2))))
+    grads = tape.gradient(kl, {"pseudo": vae.prior.pseudo_inputs, "encoder": vae.encoder.trainable_weights[0]})
+    assert np.abs(grads["pseudo"].numpy()).max() > 0 and np.abs(grads["encoder"].numpy()).max() > 0
+    # The prior owns only its pseudo-inputs; the encoder's weights are the model's, listed once.
+    assert [w.path.split("/")[-1] for w in vae.prior.weights] == ["pseudo_inputs"]
+    assert len({id(w) for w in vae.weights}) == len(vae.weights)
+
+
+def test_trains_saves_and_loads_back(tmp_path):
+    vae = _vamp_vae(num_pseudo_inputs=5)
+    x = (np.random.RandomState(0).rand(64, 4, 4, 1) > 0.5).astype(np.float32)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    start = vae.prior.pseudo_inputs.numpy().copy()
+    history = vae.fit(x, batch_size=16, epochs=3, verbose=0).history
+    assert np.all(np.isfinite(history["loss"])) and not np.allclose(vae.prior.pseudo_inputs.numpy(), start)
+
+    vae.save(tmp_path / "vamp.keras")
+    loaded = keras_vae.load_vae(tmp_path / "vamp.keras")
+    assert isinstance(loaded.prior, VampPrior) and loaded.prior.num_pseudo_inputs == 5
+    np.testing.assert_array_equal(loaded.prior.pseudo_inputs.numpy(), vae.prior.pseudo_inputs.numpy())
+    z = np.random.RandomState(2).randn(6, 2).astype(np.float32)
+    np.testing.assert_allclose(loaded.prior.distribution().log_prob(z), vae.prior.distribution().log_prob(z),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(loaded.sample(4, seed=3), vae.sample(4, seed=3))
+    assert np.isfinite(keras_vae.iwae_bound(loaded, x[:4], num_samples=10).numpy()).all()
+
+
+def test_by_name_and_clear_errors():
+    vae = keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), prior="vamp")
+    assert isinstance(vae.prior, VampPrior) and vae.prior.pseudo_inputs.shape == (500, 4, 4, 1)
+    with pytest.raises(ValueError, match="num_pseudo_inputs must be >= 1"):
+        VampPrior(0)
+    with pytest.raises(ValueError, match="needs the model's encoder"):
+        VampPrior(3).build((None, 2))
+    with pytest.raises(ValueError, match="needs an unconditional model"):
+        keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), variant="cvae", num_classes=3,
+                            prior="vamp")
+    iaf = keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), variant="iaf", prior="vamp")
+    with pytest.raises(ValueError, match="needs a diagonal Gaussian posterior.*FlowPosterior"):
+        iaf.prior.distribution()

@@ -21,6 +21,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NAN_POLICIES = ("skip", "stop")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SPLITS = ("train", "valid", "test")
+PRIORS = ("standard_normal", "mixture", "vamp")  # keras_vae.priors.PRIORS, without importing TensorFlow
 
 
 @dataclasses.dataclass
@@ -43,6 +44,7 @@ class TrainConfig:
     latent_dim: int = 10
     likelihood: str = "bernoulli"
     prior: str = "standard_normal"
+    prior_options: dict = dataclasses.field(default_factory=dict)  # e.g. {num_pseudo_inputs: 500} for vamp
     beta: float = 1.0
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
@@ -56,6 +58,10 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     clipnorm: typing.Optional[float] = None
+    # keras.callbacks.ReduceLROnPlateau on val_elbo: multiply the learning rate by reduce_lr_factor after
+    # reduce_lr_patience epochs without improvement (None: constant learning rate)
+    reduce_lr_patience: typing.Optional[int] = None
+    reduce_lr_factor: float = 0.5
     seed: int = 0
     # distribution and speed
     strategy: str = "auto"
@@ -89,12 +95,14 @@ class TrainConfig:
         _choice("nan_policy", self.nan_policy, NAN_POLICIES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("eval_split", self.eval_split, SPLITS)
+        _choice("prior", self.prior, PRIORS)
         from training.data import DATASETS  # light: no TensorFlow import
 
         _choice("dataset", self.dataset, DATASETS)
         for name in ("latent_dim", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("steps_per_epoch", "validation_steps", "backup_every_steps", "eval_max_examples"):
+        for name in ("steps_per_epoch", "validation_steps", "backup_every_steps", "eval_max_examples",
+                     "reduce_lr_patience"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
         for name in ("kl_warmup_steps", "eval_iw_samples", "max_nonfinite_steps"):
@@ -103,6 +111,8 @@ class TrainConfig:
             _at_least(name, getattr(self, name), 0.0)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if not 0 < self.reduce_lr_factor < 1:
+            raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor}.")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ValueError(f"max_train_minutes must be > 0 (or null), got {self.max_train_minutes}.")
         if self.clipnorm is not None and not self.clipnorm > 0:

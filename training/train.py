@@ -43,9 +43,15 @@ def build_model(config):
 
     info = dataset_info(config.dataset, config.data_dir)
     image_shape = tuple(config.image_shape or info.image_shape)
+    prior = config.prior
+    if config.prior_options:
+        try:
+            prior = keras_vae.priors.PRIORS[config.prior](**config.prior_options)
+        except (TypeError, ValueError) as err:  # Keras layers reject unknown keywords with a ValueError
+            raise ValueError(f"Invalid prior option in prior_options {config.prior_options}: {err}") from err
     options = dict(
         likelihood=config.likelihood,
-        prior=config.prior,
+        prior=prior,
         beta=config.beta,
         kl_warmup_steps=config.kl_warmup_steps,
         free_bits=config.free_bits,
@@ -238,6 +244,10 @@ def train(config, train_data=None, callbacks=()):
             os.path.join(write_dir, "best.keras"), monitor="val_elbo", mode="max", save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
+        *([keras.callbacks.ReduceLROnPlateau(  # before the CSV logger, so history.csv records the rate
+            monitor="val_elbo", mode="max", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+            min_lr=config.learning_rate / 100, verbose=1 if chief else 0,
+        )] if config.reduce_lr_patience else []),
         keras.callbacks.CSVLogger(history_path, append=True),
         keras.callbacks.TensorBoard(os.path.join(write_dir, "logs")),
         ImageGrids(os.path.join(write_dir, "logs"), images, labels, seed=config.seed),

@@ -44,6 +44,9 @@ def test_saved_config_loads_back(tmp_path):
         ({"image_shape": [28, 28]}, "image_shape must be"),
         ({"model_options": {"beta": 2}}, "model_options may not set.*beta"),
         ({"batch_size": None}, "batch_size may not be null"),
+        ({"prior": "vampire"}, "prior must be one of standard_normal, mixture, vamp"),
+        ({"reduce_lr_patience": 0}, "reduce_lr_patience must be >= 1"),
+        ({"reduce_lr_factor": 1.5}, r"reduce_lr_factor must be in \(0, 1\)"),
     ],
 )
 def test_bad_values_name_the_key(values, message):

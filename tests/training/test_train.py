@@ -195,3 +195,24 @@ def test_variants_get_dataset_options_and_labels(tmp_path):
     model, _ = train(_config(tmp_path, variant="beta_tcvae", epochs=1, steps_per_epoch=1,
                              run_dir=str(tmp_path / "tc")))
     assert model.dataset_size == 663_552
+
+
+def test_prior_options_build_the_named_prior(tmp_path):
+    model = build_model(_config(tmp_path, prior="vamp", prior_options={"num_pseudo_inputs": 7}))
+    assert isinstance(model.prior, keras_vae.VampPrior) and model.prior.pseudo_inputs.shape == (7, 64, 64, 1)
+    with pytest.raises(ValueError, match="Invalid prior option.*num_components"):
+        build_model(_config(tmp_path, prior="vamp", prior_options={"num_components": 7}))
+
+
+def test_reduce_lr_on_plateau_lowers_the_learning_rate(tmp_path):
+    # A learning rate this small leaves the weights in place, so val_elbo only moves with the posterior noise
+    # and stops improving within a few epochs (the run is seeded, so this is deterministic).
+    train(_config(tmp_path, epochs=6, steps_per_epoch=1, learning_rate=1e-9, reduce_lr_patience=1,
+                  reduce_lr_factor=0.5))
+    with open(os.path.join(tmp_path, "run", "history.csv")) as f:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
+    assert rates[0] == pytest.approx(1e-9) and rates[-1] < 0.6e-9, rates
+    # Without the option the rate stays constant.
+    model, _ = train(_config(tmp_path, epochs=3, steps_per_epoch=1, learning_rate=1e-9,
+                             run_dir=str(tmp_path / "constant")))
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-9)

@@ -9,6 +9,8 @@ Example:
 TensorShape([16, 28, 28, 1])
 """
 
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -67,6 +69,9 @@ class VAE(keras.Model):
         free_bits: minimum KL (nats) per latent dimension charged in the loss, per example; with a
             non-factorized prior it applies to the total KL as ``free_bits * latent_dim``.
         seed: seed for the posterior noise drawn in training.
+        iw_train_samples: K > 1 trains on the importance-weighted bound with K samples (IWAE, Burda et al.
+            2015) instead of the ELBO: ``loss`` is then -log (1/K) sum_k p(x, z_k) / q(z_k|x) in training and
+            validation (beta, KL warm-up and free bits do not enter it); the other metrics stay ELBO terms.
 
     Data for `fit` / `evaluate`: images, or ``(images, anything)`` tuples (the rest is ignored).
     The metrics are nats per example: ``reconstruction`` = E_q[-log p(x|z)], ``kl``, ``elbo`` =
@@ -89,6 +94,7 @@ class VAE(keras.Model):
         kl_warmup_steps=0,
         free_bits=0.0,
         seed=None,
+        iw_train_samples=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -102,6 +108,9 @@ class VAE(keras.Model):
             raise ValueError(f"beta must be >= 0, got {beta}")
         if int(kl_warmup_steps) < 0 or float(free_bits) < 0:
             raise ValueError(f"kl_warmup_steps and free_bits must be >= 0, got {kl_warmup_steps}, {free_bits}")
+        if int(iw_train_samples) < 1:
+            raise ValueError(f"iw_train_samples must be >= 1, got {iw_train_samples}")
+        self.iw_train_samples = int(iw_train_samples)
         self.beta = float(beta)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.free_bits = float(free_bits)
@@ -307,10 +316,17 @@ class VAE(keras.Model):
             loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         return loss
 
+    def _objective_terms(self, x, training):
+        terms = self.compute_terms(x, training=training)
+        if self.iw_train_samples > 1:
+            log_w = self.log_importance_weights(x, self.iw_train_samples)
+            terms["loss"] = math.log(self.iw_train_samples) - tf.reduce_logsumexp(log_w, axis=0)
+        return terms
+
     def train_step(self, data):
         x = self.images_from(data)
         with tf.GradientTape() as tape:
-            terms = self.compute_terms(x, training=True)
+            terms = self._objective_terms(x, training=True)
             loss = self._total_loss(terms)
             scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
         grads = tape.gradient(scaled_loss, self.trainable_weights)
@@ -321,7 +337,7 @@ class VAE(keras.Model):
         return self._update_metrics(terms, weight)
 
     def test_step(self, data):
-        return self._update_metrics(self.compute_terms(self.images_from(data), training=False))
+        return self._update_metrics(self._objective_terms(self.images_from(data), training=False))
 
     def get_config(self):
         return {
@@ -337,6 +353,7 @@ class VAE(keras.Model):
             "kl_warmup_steps": self.kl_warmup_steps,
             "free_bits": self.free_bits,
             "seed": self.seed,
+            "iw_train_samples": self.iw_train_samples,
         }
 
     @classmethod

@@ -117,3 +117,27 @@ def test_free_bits_and_warmup_change_the_charged_kl():
     assert float(warm.current_beta()) == pytest.approx(0.2)
     warm.optimizer.iterations.assign(100)
     assert float(warm.current_beta()) == pytest.approx(2.0)
+
+
+def test_importance_weighted_training_objective():
+    keras.utils.set_random_seed(0)
+    prototypes = (np.random.RandomState(1).rand(4, 8, 8, 1) > 0.5).astype(np.float32)
+    x = prototypes[np.arange(64) % 4]  # four patterns: learnable, unlike independent random pixels
+    options = dict(latent_dim=2, architecture="mlp", hidden_units=(32,), seed=0)
+    with pytest.raises(ValueError, match="iw_train_samples must be >= 1"):
+        keras_vae.build_vae((8, 8, 1), iw_train_samples=0, **options)
+    vae = keras_vae.build_vae((8, 8, 1), iw_train_samples=50, **options)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    # loss is -IWAE(K=50); elbo stays the ELBO, which is looser: -loss sits above it and near iwae_bound.
+    result = vae.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    assert -result["loss"] > result["elbo"] + 0.5, result
+    assert -result["loss"] == pytest.approx(keras_vae.iwae_bound(vae, x, num_samples=50).numpy().mean(), abs=0.5)
+    history = vae.fit(x, batch_size=16, epochs=15, verbose=0).history
+    assert history["loss"][-1] < 0.6 * history["loss"][0], history["loss"]
+    loaded = keras_vae.VAE.from_config(vae.get_config())
+    assert loaded.iw_train_samples == 50
+    # K = 1 is the plain ELBO objective.
+    single = keras_vae.build_vae((8, 8, 1), iw_train_samples=1, **options)
+    single.compile(optimizer="adam")
+    result = single.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(-result["elbo"], rel=1e-6)

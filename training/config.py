@@ -48,6 +48,7 @@ class TrainConfig:
     beta: float = 1.0
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
+    iw_train_samples: int = 1  # > 1: train on the importance-weighted bound (IWAE) with this many samples
     model_options: dict = dataclasses.field(default_factory=dict)
     # optimization
     epochs: int = 10
@@ -58,8 +59,10 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     clipnorm: typing.Optional[float] = None
-    # keras.callbacks.ReduceLROnPlateau on val_elbo: multiply the learning rate by reduce_lr_factor after
-    # reduce_lr_patience epochs without improvement (None: constant learning rate)
+    init_weights: typing.Optional[str] = None  # start from these weights: a .keras file or a run directory's best
+    # keras.callbacks.ReduceLROnPlateau on the bound being trained (val_elbo; val_loss when iw_train_samples > 1):
+    # multiply the learning rate by reduce_lr_factor after reduce_lr_patience epochs without improvement
+    # (None: constant learning rate)
     reduce_lr_patience: typing.Optional[int] = None
     reduce_lr_factor: float = 0.5
     seed: int = 0
@@ -99,7 +102,7 @@ class TrainConfig:
         from training.data import DATASETS  # light: no TensorFlow import
 
         _choice("dataset", self.dataset, DATASETS)
-        for name in ("latent_dim", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size"):
+        for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size"):
             _at_least(name, getattr(self, name), 1)
         for name in ("steps_per_epoch", "validation_steps", "backup_every_steps", "eval_max_examples",
                      "reduce_lr_patience"):
@@ -122,7 +125,10 @@ class TrainConfig:
                 raise ValueError(f"image_shape must be [height, width, channels], got {self.image_shape}.")
         if self.data_dir is not None:
             self.data_dir = os.path.expanduser(self.data_dir)
-        reserved = {"variant", "likelihood", "prior", "beta", "kl_warmup_steps", "free_bits", "seed", "latent_dim"}
+        if self.init_weights is not None:
+            self.init_weights = os.path.expanduser(self.init_weights)
+        reserved = {"variant", "likelihood", "prior", "beta", "kl_warmup_steps", "free_bits", "seed", "latent_dim",
+                    "iw_train_samples"}
         clash = reserved & set(self.model_options)
         if clash:
             raise ValueError(f"model_options may not set {sorted(clash)}: use the top-level keys of the same names.")

@@ -56,6 +56,7 @@ def build_model(config):
         kl_warmup_steps=config.kl_warmup_steps,
         free_bits=config.free_bits,
         seed=config.seed,
+        iw_train_samples=config.iw_train_samples,
         **dataset_model_options(config, info),
     )
     if config.variant != "vae":
@@ -124,9 +125,29 @@ def read_history(path):
     return [rows[e] for e in sorted(rows)]
 
 
-def _best(history):
-    scored = [(row["val_elbo"], int(row["epoch"])) for row in history if math.isfinite(row.get("val_elbo", math.nan))]
-    return max(scored) if scored else (None, None)
+def _load_initial_weights(model, path):
+    path = os.path.join(path, "best.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"init_weights: no such file {path!r} (give a .keras file or a run directory).")
+    try:
+        model.load_weights(path)
+    except ValueError as err:
+        raise ValueError(f"init_weights {path!r} does not fit this model: {err}") from err
+
+
+def selection_metric(config):
+    """``(metric, mode)`` that picks best.keras and drives ``reduce_lr_patience``: the validation value of the
+    bound being trained (the ELBO, or with ``iw_train_samples`` > 1 the importance-weighted bound in val_loss)."""
+    return ("val_loss", "min") if config.iw_train_samples > 1 else ("val_elbo", "max")
+
+
+def _best(history, key="val_elbo", mode="max"):
+    sign = 1.0 if mode == "max" else -1.0
+    scored = [(sign * row[key], int(row["epoch"])) for row in history if math.isfinite(row.get(key, math.nan))]
+    if not scored:
+        return None, None
+    value, epoch = max(scored)
+    return sign * value, epoch
 
 
 def _rank1_step_logs(model):
@@ -203,6 +224,8 @@ def train(config, train_data=None, callbacks=()):
 
     with strategy.scope():
         model = build_model(config)
+        if config.init_weights:  # a warm start; a backup of this run, if any, still wins (restored in fit)
+            _load_initial_weights(model, config.init_weights)
         model.compile(
             optimizer=make_optimizer(config),
             jit_compile=config.jit_compile,
@@ -229,7 +252,8 @@ def train(config, train_data=None, callbacks=()):
         train_data, valid_data = train_data.with_options(options), valid_data.with_options(options)
 
     history_path = os.path.join(write_dir, "history.csv")
-    best_so_far, _ = _best(read_history(history_path))
+    monitor, mode = selection_metric(config)
+    best_so_far, _ = _best(read_history(history_path), monitor, mode)
     images, labels = data.load_examples(config.dataset, "valid", config.data_dir, count=config.image_grid_size,
                                         with_labels=conditional)
     guard = NonFiniteGuard(
@@ -241,11 +265,11 @@ def train(config, train_data=None, callbacks=()):
         RunBackup(os.path.join(run_dir, "backup"), save_freq=config.backup_every_steps or "epoch", chief=chief,
                   scratch_dir=None if chief else os.path.join(write_dir, "backup")),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(write_dir, "best.keras"), monitor="val_elbo", mode="max", save_best_only=True,
+            os.path.join(write_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
         *([keras.callbacks.ReduceLROnPlateau(  # before the CSV logger, so history.csv records the rate
-            monitor="val_elbo", mode="max", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+            monitor=monitor, mode=mode, factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
             min_lr=config.learning_rate / 100, verbose=1 if chief else 0,
         )] if config.reduce_lr_patience else []),
         keras.callbacks.CSVLogger(history_path, append=True),
@@ -278,7 +302,8 @@ def train(config, train_data=None, callbacks=()):
         return model, {}
 
     history = read_history(history_path)
-    best_val_elbo, best_epoch = _best(history)
+    best_val_elbo, _ = _best(history)
+    _, best_epoch = _best(history, *selection_metric(config))
     metrics = {
         "dataset": config.dataset,
         "epochs": len(history),
@@ -286,7 +311,7 @@ def train(config, train_data=None, callbacks=()):
         "nonfinite_steps_this_session": guard.total_skipped,
         "final": history[-1] if history else {},
         "best_val_elbo": best_val_elbo,
-        "best_epoch": None if best_epoch is None else best_epoch + 1,
+        "best_epoch": None if best_epoch is None else best_epoch + 1,  # the epoch saved as best.keras
         "history": history,
     }
     if config.eval_iw_samples:

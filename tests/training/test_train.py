@@ -216,3 +216,26 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate(tmp_path):
     model, _ = train(_config(tmp_path, epochs=3, steps_per_epoch=1, learning_rate=1e-9,
                              run_dir=str(tmp_path / "constant")))
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-9)
+
+
+def test_warm_start_from_init_weights_and_its_errors(tmp_path):
+    first, _ = train(_config(tmp_path, epochs=2, steps_per_epoch=2, run_dir=str(tmp_path / "first")))
+    best = keras_vae.load_vae(tmp_path / "first" / "best.keras")
+    # A learning rate this small keeps the loaded weights: the second run starts where best.keras is.
+    second, _ = train(_config(tmp_path, epochs=1, steps_per_epoch=1, learning_rate=1e-9,
+                              init_weights=str(tmp_path / "first"), run_dir=str(tmp_path / "second")))
+    for got, want in zip(second.weights, best.weights):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="init_weights: no such file.*missing.keras"):
+        train(_config(tmp_path, init_weights=str(tmp_path / "missing.keras"), run_dir=str(tmp_path / "x")))
+    with pytest.raises(ValueError, match="init_weights .* does not fit this model"):
+        train(_config(tmp_path, latent_dim=3, init_weights=str(tmp_path / "first"), run_dir=str(tmp_path / "y")))
+
+
+def test_importance_weighted_training_selects_on_the_trained_bound(tmp_path):
+    model, metrics = train(_config(tmp_path, epochs=3, steps_per_epoch=2, iw_train_samples=4))
+    assert model.iw_train_samples == 4
+    history = metrics["history"]
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    assert metrics["best_epoch"] == best + 1
+    assert all(row["val_loss"] < -row["val_elbo"] for row in history)  # the IW bound is tighter than the ELBO

@@ -11,6 +11,7 @@ Example:
 import dataclasses
 import difflib
 import os
+import re
 import typing
 
 import yaml
@@ -150,6 +151,9 @@ def _at_least(name, value, low):
         raise ValueError(f"{name} must be >= {low}, got {value}.")
 
 
+_YAML11_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def _coerce(name, value, hint):
     """Checks ``value`` against the field type (accepting ints for floats), naming the key on error."""
     optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
@@ -165,6 +169,8 @@ def _coerce(name, value, hint):
     elif base is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif base is float:
+        if isinstance(value, str) and _YAML11_EXPONENT.match(value):
+            value = float(value)  # PyYAML reads 2e-4 (no dot) as a string; it is a number to anyone writing it
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif base is list:

@@ -21,6 +21,16 @@ def test_defaults_and_file_with_overrides(tmp_path):
     assert TrainConfig().dataset == "sprites"
 
 
+def test_exponent_numbers_that_pyyaml_reads_as_strings(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 2e-4\nreduce_lr_factor: 5E-1\n")
+    assert yaml.safe_load(path.read_text())["learning_rate"] == "2e-4"  # the YAML 1.1 quirk handled here
+    config = load_config(str(path))
+    assert config.learning_rate == 2e-4 and config.reduce_lr_factor == 0.5
+    with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
+        load_config(None, {"learning_rate": "fast"})
+
+
 def test_saved_config_loads_back(tmp_path):
     config = load_config(None, {"latent_dim": 4, "image_shape": [64, 64, 1], "steps_per_epoch": 5})
     save_config(config, tmp_path / "config.yaml")

@@ -119,7 +119,9 @@ class VAE(keras.Model):
         self.image_shape = tuple(self.encoder.inputs[0].shape[1:])  # conditional encoders: images come first
         if hasattr(self.prior, "bind_encoder"):  # a VampPrior's components are this model's posteriors
             if self.conditional:
-                raise ValueError(f"{type(self.prior).__name__} needs an unconditional model; {type(self).__name__} is conditional.")
+                raise ValueError(
+                    f"{type(self.prior).__name__} needs an unconditional model; {type(self).__name__} is conditional."
+                )
             self.prior.bind_encoder(self.image_shape, self.encode)
         if not self.prior.built:
             self.prior.build((None, self.latent_dim))

@@ -28,10 +28,10 @@ def bars(n, seed=0):
     return images, labels
 
 
-def _fit(model, *data):
+def _fit(model, *data, epochs=8):
     keras.utils.set_random_seed(0)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    model.fit(*data, batch_size=32, epochs=8, verbose=0)
+    model.fit(*data, batch_size=32, epochs=epochs, verbose=0)
     return model
 
 
@@ -45,7 +45,7 @@ def _run_dir(root, model, dataset):
 
 @pytest.fixture(scope="session")
 def fit_briefly():
-    """``fit_briefly(model, *fit_data)``: compiles and fits a tiny model for 8 epochs, seeded."""
+    """``fit_briefly(model, *fit_data, epochs=8)``: compiles and fits a tiny model, seeded."""
     return _fit
 
 

@@ -229,11 +229,12 @@ class VAE(keras.Model):
 
     def kl_divergence(self, posterior, z):
         """Per-example KL(q(z|x) || p(z)): analytic when tfp has it, else the Monte Carlo estimate at ``z``."""
-        prior = self.prior.distribution()
-        try:
-            return tfd.kl_divergence(posterior, prior)
-        except NotImplementedError:
-            return posterior.log_prob(z) - prior.log_prob(z)
+        if getattr(self.prior, "factorized", False):  # mixtures never have a closed form
+            try:
+                return tfd.kl_divergence(posterior, self.prior.distribution())
+            except NotImplementedError:  # e.g. a flow posterior
+                pass
+        return posterior.log_prob(z) - self.prior.log_prob(z)
 
     def kl_per_dimension(self, posterior):
         """Per-example, per-dimension KL ``[batch, latent_dim]``; needs a factorized prior."""
@@ -272,7 +273,7 @@ class VAE(keras.Model):
         logits = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
         logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
         log_px_z = self.likelihood.log_prob(x[tf.newaxis], logits)
-        return log_px_z + self.prior.distribution().log_prob(z) - posterior.log_prob(z)
+        return log_px_z + self.prior.log_prob(z) - posterior.log_prob(z)
 
     # ----------------------------------------------------------------- Keras plumbing
     def _check_data(self, x):

@@ -96,7 +96,7 @@ class BetaTCVAE(VAE):
     def compute_terms(self, x, training=False):
         posterior, z, reconstruction, kl = self.elbo_parts(x, training=training)
         parts = total_correlation_terms(
-            z, posterior.mean(), posterior.stddev(), self.prior.distribution().log_prob(z), self.dataset_size
+            z, posterior.mean(), posterior.stddev(), self.prior.log_prob(z), self.dataset_size
         )
         penalty = self.alpha * parts["mi"] + self.beta * parts["tc"] + self.gamma * parts["dim_kl"]
         loss = reconstruction + self._warmup() * penalty

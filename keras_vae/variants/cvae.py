@@ -209,7 +209,7 @@ class ConditionalVAE(VAE):
         logits = self.decoder([tf.reshape(z, [-1, self.latent_dim]), tiled])
         logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
         log_px_z = self.likelihood.log_prob(x[tf.newaxis], logits)
-        return log_px_z + self.prior.distribution().log_prob(z) - posterior.log_prob(z)
+        return log_px_z + self.prior.log_prob(z) - posterior.log_prob(z)
 
     # ----------------------------------------------------------------- Keras plumbing
     def _check_data(self, x):

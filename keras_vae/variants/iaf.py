@@ -165,7 +165,7 @@ class IAFVAE(VAE):
         z, log_q = posterior.experimental_sample_and_log_prob(seed=self.noise_seed())
         x = tf.cast(x, tf.float32)
         reconstruction = -self.likelihood.log_prob(x, self.decoder(z, training=training))
-        kl = log_q - self.prior.distribution().log_prob(z)  # Monte Carlo, one sample
+        kl = log_q - self.prior.log_prob(z)  # Monte Carlo, one sample
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 

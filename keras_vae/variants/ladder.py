@@ -205,7 +205,7 @@ class LadderVAE(VAE):
         logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
         log_w = self.likelihood.log_prob(tf.cast(x, tf.float32)[tf.newaxis], logits)
         top_z = layers[-1]["z"]
-        log_w_flat = self.prior.distribution().log_prob(top_z)
+        log_w_flat = self.prior.log_prob(top_z)
         log_w_flat -= tfd.MultivariateNormalDiag(*layers[-1]["q"]).log_prob(top_z)
         for layer in layers[:-1]:
             log_w_flat += tfd.MultivariateNormalDiag(*layer["p"]).log_prob(layer["z"])

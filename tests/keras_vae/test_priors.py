@@ -1,4 +1,4 @@
-"""The VampPrior: a mixture of the model's own posteriors at learned pseudo-inputs."""
+"""Mixture priors: the VampPrior (the model's own posteriors at learned pseudo-inputs) and their densities."""
 
 import keras
 import numpy as np
@@ -28,9 +28,28 @@ def test_density_is_the_average_of_posteriors_at_the_clipped_pseudo_inputs():
     per_component = posterior.log_prob(z[:, np.newaxis, :]).numpy()  # [5, 3]
     expected = np.log(np.mean(np.exp(per_component), axis=1))
     np.testing.assert_allclose(vae.prior.distribution().log_prob(z).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(vae.prior.log_prob(z).numpy(), expected, rtol=1e-5)  # what the VAE's terms use
     # Unclipped pseudo-inputs would give another density: the clipping is what is checked above.
     unclipped = vae.encode(pseudo).log_prob(z[:, np.newaxis, :]).numpy()
     assert not np.allclose(np.log(np.mean(np.exp(unclipped), axis=1)), expected, rtol=1e-3)
+
+
+def test_mixture_log_prob_matches_tfp_in_float64():
+    prior = keras_vae.MixtureOfGaussiansPrior(num_components=7)
+    prior.build((None, 5))
+    rng = np.random.RandomState(0)
+    prior.logits.assign(rng.randn(7).astype(np.float32))  # unequal weights, narrow and wide components
+    prior.raw_scales.assign(rng.uniform(-3.0, 2.0, (7, 5)).astype(np.float32))
+    dist = prior.distribution()
+    exact = tfd.MixtureSameFamily(
+        tfd.Categorical(logits=tf.cast(dist.mixture_distribution.logits, tf.float64)),
+        tfd.MultivariateNormalDiag(tf.cast(dist.components_distribution.mean(), tf.float64),
+                                   tf.cast(dist.components_distribution.stddev(), tf.float64)),
+    )
+    z = rng.randn(3, 4, 5).astype(np.float32) * 2.0  # any leading shape
+    got = prior.log_prob(z).numpy()
+    assert got.shape == (3, 4)
+    np.testing.assert_allclose(got, exact.log_prob(z.astype(np.float64)).numpy(), atol=1e-3, rtol=1e-5)
 
 
 def test_the_kl_trains_the_pseudo_inputs_and_the_encoder_once():

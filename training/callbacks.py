@@ -192,6 +192,23 @@ class ImageGrids(keras.callbacks.Callback):
             self._writer.close()
 
 
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """`keras.callbacks.SwapEMAWeights` (swapping at each epoch end) that also ends an early-stopped run averaged.
+
+    Validation, and every callback after this one at the end of an epoch, see the optimizer's moving
+    average of the weights. Keras' callback finalizes the average only after the last planned epoch, so a
+    run stopped earlier (`TimeLimit` listed before this callback) would end with the raw weights.
+    """
+
+    def __init__(self):
+        super().__init__(swap_on_epoch=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.model.stop_training and epoch != self.params["epochs"] - 1:
+            self._finalize_ema_values()
+
+
 class TimeLimit(keras.callbacks.Callback):
     """Stops training at the end of the first epoch that ends after ``minutes`` of wall time."""
 

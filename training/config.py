@@ -61,6 +61,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     clipnorm: typing.Optional[float] = None
     init_weights: typing.Optional[str] = None  # start from these weights: a .keras file or a run directory's best
+    # Keep an exponential moving average of the weights (the optimizer's use_ema) with this momentum, e.g. 0.999;
+    # validation, best.keras and the final model then use the averaged weights (None: no average)
+    ema_momentum: typing.Optional[float] = None
     # keras.callbacks.ReduceLROnPlateau on the bound being trained (val_elbo; val_loss when iw_train_samples > 1):
     # multiply the learning rate by reduce_lr_factor after reduce_lr_patience epochs without improvement
     # (None: constant learning rate)
@@ -119,6 +122,8 @@ class TrainConfig:
             raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor}.")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ValueError(f"max_train_minutes must be > 0 (or null), got {self.max_train_minutes}.")
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise ValueError(f"ema_momentum must be in (0, 1) (or null), got {self.ema_momentum}.")
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ValueError(f"clipnorm must be > 0 (or null), got {self.clipnorm}.")
         if self.image_shape is not None:

@@ -93,7 +93,8 @@ def make_optimizer(config):
 
     classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
                "rmsprop": keras.optimizers.RMSprop}
-    inner = classes[config.optimizer](learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+    ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
+    inner = classes[config.optimizer](learning_rate=config.learning_rate, clipnorm=config.clipnorm, **ema)
     if config.precision == "mixed_float16":
         return keras.optimizers.LossScaleOptimizer(inner)
     return keras.optimizers.LossScaleOptimizer(inner, initial_scale=1.0, dynamic_growth_steps=_NEVER)
@@ -191,7 +192,7 @@ def train(config, train_data=None, callbacks=()):
     import tensorflow as tf
 
     from training import data
-    from training.callbacks import EpochSummary, ImageGrids, NonFiniteGuard, RunBackup, TimeLimit
+    from training.callbacks import AveragedWeights, EpochSummary, ImageGrids, NonFiniteGuard, RunBackup, TimeLimit
     from training.evaluate import evaluate_model
 
     if config.jit_compile and isinstance(strategy, tf.distribute.MirroredStrategy) and (
@@ -264,6 +265,10 @@ def train(config, train_data=None, callbacks=()):
         guard,  # first: it raises before anything non-finite is written
         RunBackup(os.path.join(run_dir, "backup"), save_freq=config.backup_every_steps or "epoch", chief=chief,
                   scratch_dir=None if chief else os.path.join(write_dir, "backup")),
+        # Before the averaged weights: it must know at the end of an epoch whether training stops there.
+        *([TimeLimit(config.max_train_minutes)] if config.max_train_minutes else []),
+        # After the backup (which keeps the raw weights), before everything that validates or saves.
+        *([AveragedWeights()] if config.ema_momentum else []),
         keras.callbacks.ModelCheckpoint(
             os.path.join(write_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
             initial_value_threshold=best_so_far,
@@ -276,8 +281,6 @@ def train(config, train_data=None, callbacks=()):
         keras.callbacks.TensorBoard(os.path.join(write_dir, "logs")),
         ImageGrids(os.path.join(write_dir, "logs"), images, labels, seed=config.seed),
     ]
-    if config.max_train_minutes:
-        callbacks.append(TimeLimit(config.max_train_minutes))
     callbacks += extra_callbacks
     if chief and config.verbose == 1:
         # Keras adds its progress bar last unless it is listed: listed here, its epoch line comes first.

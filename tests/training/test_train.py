@@ -185,6 +185,24 @@ def test_time_limit_stops_after_the_epoch(tmp_path):
     assert metrics["epochs"] == 1
 
 
+def test_moving_average_weights_are_validated_saved_and_kept_when_stopped_early(tmp_path):
+    # Stopped by the time limit after epoch 1 of 5: the final model must hold the average, as best.keras does.
+    model, _ = train(_config(tmp_path, epochs=5, steps_per_epoch=4, max_train_minutes=1e-4, ema_momentum=0.5,
+                             learning_rate=0.05))
+    inner = model.optimizer.inner_optimizer
+    assert inner.use_ema and inner.ema_momentum == 0.5
+    run = tmp_path / "run"
+    final, best = (keras_vae.load_vae(str(run / name)) for name in ("model.keras", "best.keras"))
+    for f, b in zip(final.weights, best.weights):
+        np.testing.assert_array_equal(f.numpy(), b.numpy())
+    # ...and the average is not the raw weights: the backup keeps those, so a resumed run trains on.
+    raw = keras_vae.build_vae((64, 64, 1), 2, architecture="mlp", hidden_units=(8,))
+    raw.load_weights(str(run / "backup" / "latest.weights.h5"))
+    assert any(not np.allclose(r.numpy(), b.numpy()) for r, b in zip(raw.trainable_weights, best.trainable_weights))
+    with pytest.raises(ValueError, match="ema_momentum must be in"):
+        _config(tmp_path, ema_momentum=1.0)
+
+
 def test_variants_get_dataset_options_and_labels(tmp_path):
     model, metrics = train(_config(tmp_path, variant="cvae", epochs=1, steps_per_epoch=2, eval_iw_samples=5,
                                    eval_max_examples=8))

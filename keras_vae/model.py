@@ -263,14 +263,14 @@ class VAE(keras.Model):
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 
-    def log_importance_weights(self, x, num_samples, seed=None):
+    def log_importance_weights(self, x, num_samples, seed=None, training=False):
         """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for k samples: ``[num_samples, batch]``."""
-        posterior = self.encode(x)
+        posterior = self.encode(x, training=training)
         x = tf.cast(x, tf.float32)
         seed = self.noise_seed() if seed is None else seed
         z = posterior.sample(num_samples, seed=seed)  # [k, batch, d]
         batch = tf.shape(z)[1]
-        logits = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
+        logits = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
         logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
         log_px_z = self.likelihood.log_prob(x[tf.newaxis], logits)
         return log_px_z + self.prior.log_prob(z) - posterior.log_prob(z)
@@ -322,7 +322,7 @@ class VAE(keras.Model):
     def _objective_terms(self, x, training):
         terms = self.compute_terms(x, training=training)
         if self.iw_train_samples > 1:
-            log_w = self.log_importance_weights(x, self.iw_train_samples)
+            log_w = self.log_importance_weights(x, self.iw_train_samples, training=training)
             terms["loss"] = math.log(self.iw_train_samples) - tf.reduce_logsumexp(log_w, axis=0)
         return terms
 

@@ -24,20 +24,33 @@ def _check_image_shape(image_shape):
     return image_shape
 
 
-def mlp_encoder(image_shape, latent_dim, hidden_units=(512, 256), activation="relu", name="encoder"):
-    """A fully connected encoder: flatten, hidden layers, then ``2 * latent_dim`` outputs."""
+def _hidden_layers(hidden_units, activation, dropout):
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    layers = []
+    for units in hidden_units:
+        layers.append(keras.layers.Dense(units, activation=activation))
+        if dropout:  # regularizes against memorizing a fixed training set (e.g. statically binarized MNIST)
+            layers.append(keras.layers.Dropout(float(dropout)))
+    return layers
+
+
+def mlp_encoder(image_shape, latent_dim, hidden_units=(512, 256), activation="relu", dropout=0.0, name="encoder"):
+    """A fully connected encoder: flatten, hidden layers (each followed by ``dropout``), then ``2 * latent_dim``
+    outputs."""
     image_shape = _check_image_shape(image_shape)
     layers = [keras.Input(shape=image_shape), keras.layers.Flatten()]
-    layers += [keras.layers.Dense(units, activation=activation) for units in hidden_units]
+    layers += _hidden_layers(hidden_units, activation, dropout)
     layers.append(keras.layers.Dense(2 * latent_dim, name="posterior_params"))
     return keras.Sequential(layers, name=name)
 
 
-def mlp_decoder(image_shape, latent_dim, hidden_units=(256, 512), activation="relu", name="decoder"):
-    """A fully connected decoder: hidden layers, then one output per pixel, reshaped to the image."""
+def mlp_decoder(image_shape, latent_dim, hidden_units=(256, 512), activation="relu", dropout=0.0, name="decoder"):
+    """A fully connected decoder: hidden layers (each followed by ``dropout``), then one output per pixel,
+    reshaped to the image."""
     image_shape = _check_image_shape(image_shape)
     layers = [keras.Input(shape=(latent_dim,))]
-    layers += [keras.layers.Dense(units, activation=activation) for units in hidden_units]
+    layers += _hidden_layers(hidden_units, activation, dropout)
     layers += [keras.layers.Dense(math.prod(image_shape)), keras.layers.Reshape(image_shape)]
     return keras.Sequential(layers, name=name)
 

@@ -196,17 +196,17 @@ class ConditionalVAE(VAE):
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 
-    def log_importance_weights(self, inputs, num_samples, seed=None):
+    def log_importance_weights(self, inputs, num_samples, seed=None, training=False):
         """``[num_samples, batch]`` log weights for ``inputs = (images, labels)``."""
         x, labels = self._split(inputs)
         x = self._check_images(x)
         condition = self.condition(labels)
-        posterior = self.posterior.distribution(self.encoder([x, condition]))
+        posterior = self.posterior.distribution(self.encoder([x, condition], training=training))
         seed = self.noise_seed() if seed is None else seed
         z = posterior.sample(num_samples, seed=seed)  # [k, batch, d]
         batch = tf.shape(z)[1]
         tiled = tf.reshape(tf.tile(condition[tf.newaxis], [num_samples, 1, 1]), [-1, self.condition_dim])
-        logits = self.decoder([tf.reshape(z, [-1, self.latent_dim]), tiled])
+        logits = self.decoder([tf.reshape(z, [-1, self.latent_dim]), tiled], training=training)
         logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
         log_px_z = self.likelihood.log_prob(x[tf.newaxis], logits)
         return log_px_z + self.prior.log_prob(z) - posterior.log_prob(z)

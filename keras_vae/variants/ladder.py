@@ -189,10 +189,10 @@ class LadderVAE(VAE):
         terms.update({f"kl_{i + 1}": value for i, value in enumerate(kls)})
         return terms
 
-    def log_importance_weights(self, x, num_samples, seed=None):
+    def log_importance_weights(self, x, num_samples, seed=None, training=False):
         """``log p(x, z_1..z_L) - log q(z_1..z_L | x)`` for k hierarchical samples: ``[num_samples, batch]``."""
         seed = self.noise_seed() if seed is None else seed
-        estimates = self._bottom_up(x)
+        estimates = self._bottom_up(x, training=training)
         batch = tf.shape(estimates[0][0])[0]
         # k copies of each example's bottom-up estimates, sample-major: [k * batch, d].
         tiled = [tuple(tf.reshape(tf.tile(t[tf.newaxis], [num_samples, 1, 1]), [-1, t.shape[-1]]) for t in pair)
@@ -201,7 +201,7 @@ class LadderVAE(VAE):
         layers = self._top_down(
             tiled, lambda i, loc, scale: loc + scale * tf.random.stateless_normal(tf.shape(loc), seed=seeds[i])
         )
-        logits = self.decoder(layers[0]["z"])
+        logits = self.decoder(layers[0]["z"], training=training)
         logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
         log_w = self.likelihood.log_prob(tf.cast(x, tf.float32)[tf.newaxis], logits)
         top_z = layers[-1]["z"]

@@ -126,3 +126,23 @@ def test_mismatched_networks_are_rejected():
         keras_vae.build_vae((8, 8, 1), 3, likelihood="poisson")
     with pytest.raises(ValueError, match="Unknown architecture"):
         keras_vae.build_vae((8, 8, 1), 3, architecture="resnet")
+
+
+@pytest.mark.parametrize("variant", ["vae", "ladder"])
+def test_dropout_acts_in_training_only_also_on_the_iw_bound(tmp_path, variant):
+    vae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(32,), dropout=0.5, variant=variant,
+                              seed=0)
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in vae.encoder.layers + vae.decoder.layers) == 2
+    x = (np.random.RandomState(0).rand(16, 8, 8, 1) > 0.5).astype(np.float32)
+    seed = tf.constant([3, 4])
+    held = [vae.log_importance_weights(x, 4, seed=seed).numpy() for _ in range(2)]
+    np.testing.assert_array_equal(held[0], held[1])  # inference: dropout off, same seed, same weights
+    dropped = vae.log_importance_weights(x, 4, seed=seed, training=True).numpy()
+    assert np.abs(dropped - held[0]).max() > 1e-3  # training: units dropped
+    vae.save(tmp_path / "m.keras")
+    loaded = keras_vae.load_vae(str(tmp_path / "m.keras"))
+    np.testing.assert_allclose(loaded.log_importance_weights(x, 4, seed=seed).numpy(), held[0], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", dropout=1.0)
+    with pytest.raises(ValueError, match="are for architecture 'mlp'"):
+        keras_vae.build_vae((8, 8, 1), 2, architecture="conv", dropout=0.1)

@@ -338,6 +338,9 @@ class RestServer(ThreadingHTTPServer):
     """The HTTP server; ``api`` answers requests, ``repository`` holds the served versions."""
 
     daemon_threads = True
+    # The listen backlog (socketserver's default is 5): a burst of clients beyond it, arriving while the
+    # accept loop waits for the GIL, had connections reset.
+    request_queue_size = 128
 
     def __init__(self, repository, host, port, max_request_bytes, max_batch_size, verbose):
         super().__init__((host, port), _Handler)

@@ -184,15 +184,18 @@ def test_request_framing_limits(rest_server):
     assert_still_serving(rest_server)
 
 
+N_CONCURRENT = 64
+
+
 def test_concurrent_requests_are_all_answered_correctly(rest_server, signatures):
-    z = np.random.default_rng(5).standard_normal((16, 4)).astype(np.float32)
+    z = np.random.default_rng(5).standard_normal((N_CONCURRENT, 4)).astype(np.float32)
     expected = signatures["serving_default"](z=tf.constant(z))["images"].numpy()
-    results = [None] * 16
+    results = [None] * N_CONCURRENT
 
     def call(i):
         results[i] = request(rest_server, "POST", "/v1/models/vae:predict", {"instances": [z[i].tolist()]})
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(N_CONCURRENT)]
     for t in threads:
         t.start()
     for t in threads:

@@ -118,7 +118,7 @@ def gaussian_mixture_log_prob(dist, z):
     """
     components = dist.components_distribution
     loc, scale = components.mean(), components.stddev()  # [K, d]
-    z = tf.convert_to_tensor(z, loc.dtype)
+    z = tf.cast(z, loc.dtype)  # codes from a mixed-precision model may be float16/bfloat16
     precision = tf.math.reciprocal(tf.square(scale))
     flat = tf.reshape(z, [-1, loc.shape[-1]])
     squared_distance = (

@@ -8,6 +8,7 @@ VampPrior 85.57). This script reports on `valid` (the test split is kept back).
     python benchmarks/binarized_mnist.py --minutes 20 --eval-examples 2000
     python benchmarks/binarized_mnist.py --config my.yaml --set latent_dim=50 --epochs 100
     python benchmarks/binarized_mnist.py --evaluate-run runs/binarized_mnist_mlp   # no training: evaluate a run
+    python benchmarks/binarized_mnist.py --evaluate-run RUN --refine-steps 200    # also the refined-proposal NLL
 
 It evaluates the run's best checkpoint on validation ELBO (``--checkpoint final``: the last weights).
 """
@@ -32,6 +33,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: the config's)")
     parser.add_argument("--minutes", type=float, help="training time budget (default: the config's)")
     parser.add_argument("--iw-samples", type=int, default=5000)
+    parser.add_argument("--refine-steps", type=int, default=0,
+                        help="also report valid_nll_refined: the proposal refined per example (keras_vae.refine_posterior)")
     parser.add_argument("--eval-examples", type=int, help="evaluate the first N valid images (default: all 10,000)")
     parser.add_argument("--run-dir", help="run directory (default: the config's)")
     parser.add_argument("--evaluate-run", metavar="RUN_DIR", help="skip training: evaluate this finished run")
@@ -73,7 +76,7 @@ def main(argv=None):
     valid = get_dataset("binarized_mnist", "valid", data_dir=config.data_dir, batch_size=100)
     start = time.monotonic()
     evaluation = evaluate_model(model, valid, iw_samples=args.iw_samples, max_examples=args.eval_examples,
-                                seed=config.seed)
+                                seed=config.seed, refine_steps=args.refine_steps)
     eval_seconds = time.monotonic() - start
 
     result = {
@@ -82,6 +85,7 @@ def main(argv=None):
         "eval_examples": evaluation["num_examples"],
         "valid_nll": evaluation["nll"],
         "valid_nelbo": evaluation["nelbo"],
+        "valid_nll_refined": evaluation["nll_refined"],
         "evaluation": evaluation,
         "checkpoint": args.checkpoint,
         "epochs_trained": metrics["epochs"],
@@ -97,6 +101,8 @@ def main(argv=None):
     print(f"| binarized MNIST | valid | {config.architecture} {config.model_options} z={config.latent_dim} "
           f"{config.variant} | {metrics['epochs']} | {train_seconds / 60:.1f} min | {args.iw_samples} | "
           f"{evaluation['num_examples']} | {evaluation['nll']:.2f} | {evaluation['nelbo']:.2f} |")
+    if args.refine_steps:
+        print(f"NLL with the proposal refined per example ({args.refine_steps} steps): {evaluation['nll_refined']:.2f}")
     write_result(args.out, result)
 
 

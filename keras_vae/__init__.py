@@ -19,7 +19,7 @@ from keras_vae.latent import apply_attribute, attribute_vector, blend, encode_me
 from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
 from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
-from keras_vae.objectives import iwae_bound
+from keras_vae.objectives import iwae_bound, refine_posterior
 from keras_vae.posteriors import GaussianPosterior
 from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, get_prior
 from keras_vae.saving import load_vae
@@ -42,6 +42,7 @@ __all__ = [
     "get_likelihood",
     "get_prior",
     "iwae_bound",
+    "refine_posterior",
     "image_grid",
     "load_vae",
     "mlp_encoder",

@@ -179,8 +179,22 @@ class VAE(keras.Model):
     # ----------------------------------------------------------------- distributions
     def encode(self, x, training=False):
         """Returns the posterior q(z|x) as a tfp `MultivariateNormalDiag` with batch shape ``[batch]``."""
+        return self.posterior_from(self.posterior_parameters(x, training=training))
+
+    def posterior_parameters(self, x, training=False):
+        """The encoder's posterior parameters for ``x``: a list of ``(loc, scale)`` pairs, ``[batch, d]`` each.
+
+        One pair per stochastic layer, bottom first (one for this model). They are what
+        `log_importance_weights` samples from unless it is given others, e.g. refined per example by
+        `keras_vae.refine_posterior`.
+        """
         x = self._check_images(x)
-        return self.posterior.distribution(self.encoder(x, training=training))
+        return [self.posterior.parameters_from(self.encoder(x, training=training))]
+
+    def posterior_from(self, parameters):
+        """q(z|x) of the top layer from `posterior_parameters`."""
+        loc, scale = parameters[-1]
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
 
     def decoder_output(self, z, training=False):
         """Raw decoder output (likelihood parameters: logits or means) for codes z."""
@@ -263,10 +277,15 @@ class VAE(keras.Model):
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 
-    def log_importance_weights(self, x, num_samples, seed=None, training=False):
-        """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for k samples: ``[num_samples, batch]``."""
-        posterior = self.encode(x, training=training)
-        x = tf.cast(x, tf.float32)
+    def log_importance_weights(self, x, num_samples, seed=None, training=False, parameters=None):
+        """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for k samples: ``[num_samples, batch]``.
+
+        ``parameters`` (as from `posterior_parameters`) replaces the encoder's proposal q(z|x).
+        """
+        if parameters is None:
+            parameters = self.posterior_parameters(x, training=training)
+        posterior = self.posterior_from(parameters)
+        x = tf.cast(self._check_images(x), tf.float32)
         seed = self.noise_seed() if seed is None else seed
         z = posterior.sample(num_samples, seed=seed)  # [k, batch, d]
         batch = tf.shape(z)[1]

@@ -196,12 +196,20 @@ class ConditionalVAE(VAE):
         loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
 
-    def log_importance_weights(self, inputs, num_samples, seed=None, training=False):
-        """``[num_samples, batch]`` log weights for ``inputs = (images, labels)``."""
+    def posterior_parameters(self, inputs, training=False):
+        """``[(loc, scale)]`` of q(z|x, y) for ``inputs = (images, labels)``."""
+        x, labels = self._split(inputs)
+        encoder_output = self.encoder([self._check_images(x), self.condition(labels)], training=training)
+        return [self.posterior.parameters_from(encoder_output)]
+
+    def log_importance_weights(self, inputs, num_samples, seed=None, training=False, parameters=None):
+        """``[num_samples, batch]`` log weights for ``inputs = (images, labels)``; ``parameters`` as for `VAE`."""
         x, labels = self._split(inputs)
         x = self._check_images(x)
         condition = self.condition(labels)
-        posterior = self.posterior.distribution(self.encoder([x, condition], training=training))
+        if parameters is None:
+            parameters = self.posterior_parameters(inputs, training=training)
+        posterior = self.posterior_from(parameters)
         seed = self.noise_seed() if seed is None else seed
         z = posterior.sample(num_samples, seed=seed)  # [k, batch, d]
         batch = tf.shape(z)[1]

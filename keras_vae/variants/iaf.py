@@ -148,9 +148,9 @@ class IAFVAE(VAE):
             steps.append(tfb.Invert(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=net)))
         return tfb.Chain(list(reversed(steps)))  # Chain applies its last bijector first
 
-    def encode(self, x, training=False):
-        """q(z|x): the encoder's Gaussian pushed through the IAF steps (a `FlowPosterior`)."""
-        return FlowPosterior(distribution=super().encode(x, training=training), bijector=self.flow())
+    def posterior_from(self, parameters):
+        """q(z|x): the Gaussian of ``parameters`` pushed through the IAF steps (a `FlowPosterior`)."""
+        return FlowPosterior(distribution=super().posterior_from(parameters), bijector=self.flow())
 
     def kl_per_dimension(self, posterior):
         raise ValueError("An IAF posterior has no per-dimension KL: the flow couples the latent dimensions.")

@@ -138,11 +138,6 @@ class LadderVAE(VAE):
         return z
 
     # ----------------------------------------------------------------- distributions
-    def encode(self, x, training=False):
-        """q(z_L | x) of the top layer: a `MultivariateNormalDiag` with batch shape ``[batch]``."""
-        loc, scale = self._bottom_up(x, training=training)[-1]
-        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
-
     def decoder_output(self, z, training=False):
         """Decoder output for top codes ``z``, lower layers at their conditional prior means."""
         return self.decoder(self._mean_path(self._check_codes(z)), training=training)
@@ -189,10 +184,19 @@ class LadderVAE(VAE):
         terms.update({f"kl_{i + 1}": value for i, value in enumerate(kls)})
         return terms
 
-    def log_importance_weights(self, x, num_samples, seed=None, training=False):
-        """``log p(x, z_1..z_L) - log q(z_1..z_L | x)`` for k hierarchical samples: ``[num_samples, batch]``."""
+    def posterior_parameters(self, x, training=False):
+        """The bottom-up estimates ``[(loc, scale)]``, bottom first: each lower layer's q merges its estimate
+        with the top-down prior, so these are the free parameters of q(z_1..z_L | x)."""
+        return self._bottom_up(x, training=training)
+
+    def log_importance_weights(self, x, num_samples, seed=None, training=False, parameters=None):
+        """``log p(x, z_1..z_L) - log q(z_1..z_L | x)`` for k hierarchical samples: ``[num_samples, batch]``.
+
+        ``parameters`` (as from `posterior_parameters`) replaces the bottom-up estimates.
+        """
         seed = self.noise_seed() if seed is None else seed
-        estimates = self._bottom_up(x, training=training)
+        estimates = self._bottom_up(x, training=training) if parameters is None else parameters
+        x = self._check_images(x)
         batch = tf.shape(estimates[0][0])[0]
         # k copies of each example's bottom-up estimates, sample-major: [k * batch, d].
         tiled = [tuple(tf.reshape(tf.tile(t[tf.newaxis], [num_samples, 1, 1]), [-1, t.shape[-1]]) for t in pair)

@@ -77,7 +77,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
 
     out_json = str(tmp_path / "eval.json")
     code = cli.main(["evaluate", run, "--split", "valid", "--iw-samples", "20", "--max-examples", "24",
-                     "--batch-size", "10", "--out", out_json])
+                     "--batch-size", "10", "--refine-steps", "3", "--out", out_json])
     assert code == 0
     table = capsys.readouterr().out
     assert "nll" in table and "active_units" in table
@@ -86,6 +86,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert set(result) >= {"nelbo", "nll", "bits_per_dim", "active_units", "kl_per_dimension", "iw_samples",
                            "num_examples"}
     assert result["iw_samples"] == 20 and result["num_examples"] == 24 and result["dataset"] == "sprites"
+    assert result["refine_steps"] == 3 and np.isfinite(result["nll_refined"])
     assert len(result["kl_per_dimension"]) == 2 and 0 <= result["active_units"] <= 2
     assert result["bits_per_dim"] == pytest.approx(result["nll"] / (64 * 64 * np.log(2)))
 
@@ -178,6 +179,11 @@ def test_evaluation_orders_as_expected(binary_images):
     assert 1 <= r["active_units"] <= 4
     limited = evaluate_model(vae, data, iw_samples=5, max_examples=40)
     assert limited["num_examples"] == 40
+    assert r["nll_refined"] is None and r["refine_steps"] == 0
+    # A per-example refined proposal estimates the same model's NLL more tightly.
+    refined = evaluate_model(vae, data, iw_samples=20, seed=1, refine_steps=50, refine_learning_rate=0.05)
+    assert refined["nll"] == pytest.approx(nll[20], abs=1e-4) and refined["refine_steps"] == 50
+    assert refined["nll_refined"] < refined["nll"] - 0.05, refined
 
 
 def test_time_limit_stops_after_the_epoch(tmp_path):

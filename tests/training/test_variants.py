@@ -41,8 +41,9 @@ def test_config_builds_the_variant_and_evaluate_model_takes_it(tmp_path, variant
     assert type(model) is cls and model.beta == 3.0
     assert isinstance(model.prior, keras_vae.MixtureOfGaussiansPrior)
     data = get_dataset("sprites", "valid", batch_size=4, with_labels=model.conditional).take(2)
-    result = evaluate_model(model, data, iw_samples=3)
+    result = evaluate_model(model, data, iw_samples=3, refine_steps=20, refine_learning_rate=0.05)
     assert result["num_examples"] == 8 and np.isfinite(result["nll"]) and np.isfinite(result["nelbo"])
+    assert result["nll_refined"] < result["nll"], result  # every variant's proposal can be refined
 
 
 def test_a_variant_trains_end_to_end_from_its_config(tmp_path):

@@ -18,7 +18,7 @@ from keras_vae.images import image_grid
 from keras_vae.latent import apply_attribute, attribute_vector, blend, encode_means, interpolate, traverse
 from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
-from keras_vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from keras_vae.networks import GatedDense, conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from keras_vae.objectives import iwae_bound, refine_posterior
 from keras_vae.posteriors import GaussianPosterior
 from keras_vae.priors import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, get_prior
@@ -46,6 +46,7 @@ __all__ = [
     "image_grid",
     "load_vae",
     "mlp_encoder",
+    "GatedDense",
     "mlp_decoder",
     "conv_encoder",
     "conv_decoder",

@@ -21,7 +21,7 @@ from keras_vae.variants import (
 )
 from keras_vae.variants.ladder import DEFAULT_LOWER_LATENT_DIMS
 
-NETWORK_OPTIONS = ("hidden_units", "dropout", "filters", "kernel_size", "dense_units", "activation")
+NETWORK_OPTIONS = ("hidden_units", "dropout", "gated", "filters", "kernel_size", "dense_units", "activation")
 # Variants whose networks are the plain encoder/decoder pair; "cvae" and "ladder" need their own.
 VARIANT_CLASSES = {"vae": VAE, "beta_vae": BetaVAE, "beta_tcvae": BetaTCVAE, "iaf": IAFVAE}
 VARIANTS = ("vae", "beta_vae", "beta_tcvae", "cvae", "ladder", "iaf")
@@ -39,7 +39,7 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
             ``dataset_size``), ``"cvae"`` (`ConditionalVAE`; needs ``num_classes`` or ``label_dim``),
             ``"ladder"`` (`LadderVAE`; ``lower_latent_dims``, ``ladder_units``) or ``"iaf"`` (`IAFVAE`;
             ``num_flows``, ``flow_units``). Any of them takes ``prior="mixture"``.
-        **options: network options (``hidden_units`` and ``dropout`` for mlp; ``filters``, ``kernel_size``,
+        **options: network options (``hidden_units``, ``dropout`` and ``gated`` for mlp; ``filters``, ``kernel_size``,
             ``dense_units`` for conv; ``activation``), the rest go to the model class (``prior``, ``beta``,
             ``kl_warmup_steps``, ``free_bits``, ``seed``, and the variant's own options).
     """
@@ -54,8 +54,8 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
     net_options = {k: options.pop(k) for k in NETWORK_OPTIONS if k in options}
     if architecture == "mlp" and ({"filters", "kernel_size", "dense_units"} & set(net_options)):
         raise ValueError(f"Options {sorted(net_options)} include conv-only options for architecture 'mlp'.")
-    if architecture == "conv" and {"hidden_units", "dropout"} & set(net_options):
-        raise ValueError(f"Options {sorted({'hidden_units', 'dropout'} & set(net_options))} are for architecture "
+    if architecture == "conv" and {"hidden_units", "dropout", "gated"} & set(net_options):
+        raise ValueError(f"Options {sorted({'hidden_units', 'dropout', 'gated'} & set(net_options))} are for architecture "
                          "'mlp'; use 'filters'/'dense_units' for 'conv'.")
     make_encoder, make_decoder = ARCHITECTURES[architecture]
     decoder_options = dict(net_options)

@@ -24,33 +24,69 @@ def _check_image_shape(image_shape):
     return image_shape
 
 
-def _hidden_layers(hidden_units, activation, dropout):
+@keras.saving.register_keras_serializable(package="keras_vae")
+class GatedDense(keras.layers.Layer):
+    """A dense layer whose outputs are gated by a learned sigmoid: ``(x W + b) * sigmoid(x V + c)``.
+
+    The hidden layer of the VampPrior paper's MLPs (Tomczak & Welling 2018; gated linear units, Dauphin et
+    al. 2017).
+
+    Example:
+
+    >>> keras.Sequential([keras.Input((784,)), GatedDense(300), GatedDense(300)])
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        if self.units < 1:
+            raise ValueError(f"units must be >= 1, got {units}")
+        self.linear = keras.layers.Dense(self.units, name="linear")
+        self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate")
+
+    def build(self, input_shape):
+        self.linear.build(input_shape)
+        self.gate.build(input_shape)
+
+    def call(self, x):
+        return self.linear(x) * self.gate(x)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _hidden_layers(hidden_units, activation, dropout, gated):
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     layers = []
     for units in hidden_units:
-        layers.append(keras.layers.Dense(units, activation=activation))
+        layers.append(GatedDense(units) if gated else keras.layers.Dense(units, activation=activation))
         if dropout:  # regularizes against memorizing a fixed training set (e.g. statically binarized MNIST)
             layers.append(keras.layers.Dropout(float(dropout)))
     return layers
 
 
-def mlp_encoder(image_shape, latent_dim, hidden_units=(512, 256), activation="relu", dropout=0.0, name="encoder"):
+def mlp_encoder(image_shape, latent_dim, hidden_units=(512, 256), activation="relu", dropout=0.0, gated=False,
+                name="encoder"):
     """A fully connected encoder: flatten, hidden layers (each followed by ``dropout``), then ``2 * latent_dim``
-    outputs."""
+    outputs. ``gated=True`` makes the hidden layers `GatedDense` (``activation`` is then unused)."""
     image_shape = _check_image_shape(image_shape)
     layers = [keras.Input(shape=image_shape), keras.layers.Flatten()]
-    layers += _hidden_layers(hidden_units, activation, dropout)
+    layers += _hidden_layers(hidden_units, activation, dropout, gated)
     layers.append(keras.layers.Dense(2 * latent_dim, name="posterior_params"))
     return keras.Sequential(layers, name=name)
 
 
-def mlp_decoder(image_shape, latent_dim, hidden_units=(256, 512), activation="relu", dropout=0.0, name="decoder"):
-    """A fully connected decoder: hidden layers (each followed by ``dropout``), then one output per pixel,
-    reshaped to the image."""
+def mlp_decoder(image_shape, latent_dim, hidden_units=(256, 512), activation="relu", dropout=0.0, gated=False,
+                name="decoder"):
+    """A fully connected decoder: hidden layers (each followed by ``dropout``; `GatedDense` with ``gated``), then
+    one output per pixel, reshaped to the image."""
     image_shape = _check_image_shape(image_shape)
     layers = [keras.Input(shape=(latent_dim,))]
-    layers += _hidden_layers(hidden_units, activation, dropout)
+    layers += _hidden_layers(hidden_units, activation, dropout, gated)
     layers += [keras.layers.Dense(math.prod(image_shape)), keras.layers.Reshape(image_shape)]
     return keras.Sequential(layers, name=name)
 

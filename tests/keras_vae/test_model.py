@@ -146,3 +146,27 @@ def test_dropout_acts_in_training_only_also_on_the_iw_bound(tmp_path, variant):
         keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", dropout=1.0)
     with pytest.raises(ValueError, match="are for architecture 'mlp'"):
         keras_vae.build_vae((8, 8, 1), 2, architecture="conv", dropout=0.1)
+
+
+def test_gated_dense_is_a_sigmoid_gated_linear_map_and_a_gated_mlp_saves(tmp_path):
+    layer = keras_vae.GatedDense(3)
+    x = np.random.RandomState(0).randn(5, 4).astype(np.float32)
+    out = layer(x).numpy()
+    w, b = (v.numpy() for v in layer.linear.weights)
+    v, c = (t.numpy() for t in layer.gate.weights)
+    np.testing.assert_allclose(out, (x @ w + b) / (1 + np.exp(-(x @ v + c))), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="units must be >= 1"):
+        keras_vae.GatedDense(0)
+
+    vae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(16, 8), gated=True, variant="ladder",
+                              lower_latent_dims=(3,), seed=0)
+    gated = [layer for layer in vae.encoder.layers + vae.decoder.layers if isinstance(layer, keras_vae.GatedDense)]
+    assert [layer.units for layer in gated] == [16, 8, 8, 16]  # the decoder mirrors the encoder
+    images = (np.random.RandomState(1).rand(4, 8, 8, 1) > 0.5).astype(np.float32)
+    vae.save(tmp_path / "gated.keras")
+    loaded = keras_vae.load_vae(str(tmp_path / "gated.keras"))
+    seed = tf.constant([1, 2])
+    np.testing.assert_allclose(loaded.log_importance_weights(images, 3, seed=seed).numpy(),
+                               vae.log_importance_weights(images, 3, seed=seed).numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match="are for architecture 'mlp'"):
+        keras_vae.build_vae((8, 8, 1), 2, architecture="conv", gated=True)

@@ -74,10 +74,10 @@ def refine_posterior(model, x, steps=200, learning_rate=0.01, num_samples=10, se
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     start = model.posterior_parameters(x)
-    # Unconstrained: locations and log scales, flat so the loop carries one list of tensors.
-    params = [tf.stop_gradient(t) for loc, scale in start for t in (loc, tf.math.log(scale))]
     if int(steps) == 0:
         return start
+    # Unconstrained: locations and log scales, flat so the loop carries one list of tensors.
+    params = [tf.stop_gradient(t) for loc, scale in start for t in (loc, tf.math.log(scale))]
     lr, beta_1, beta_2, epsilon = float(learning_rate), 0.9, 0.999, 1e-7
 
     def as_parameters(flat):

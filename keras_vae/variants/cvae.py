@@ -150,8 +150,7 @@ class ConditionalVAE(VAE):
         """The posterior q(z|x, y): a `MultivariateNormalDiag` with batch shape ``[batch]``."""
         if labels is None:
             raise ValueError("ConditionalVAE.encode needs labels: encode(images, labels).")
-        x = self._check_images(x)
-        return self.posterior.distribution(self.encoder([x, self.condition(labels)], training=training))
+        return self.posterior_from(self.posterior_parameters((x, labels), training=training))
 
     def decoder_output(self, z, labels=None, training=False):
         if labels is None:

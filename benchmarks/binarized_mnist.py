@@ -51,9 +51,20 @@ def main(argv=None):
 
     if args.evaluate_run:
         config = load_config(os.path.join(args.evaluate_run, "config.yaml"))
-        with open(os.path.join(args.evaluate_run, "metrics.json")) as f:
-            metrics = json.load(f)
-        train_seconds = metrics["train_seconds_this_session"]
+        metrics_path = os.path.join(args.evaluate_run, "metrics.json")
+        if os.path.isfile(metrics_path):
+            with open(metrics_path) as f:
+                metrics = json.load(f)
+            train_seconds = metrics["train_seconds_this_session"]
+        else:  # a run stopped by hand before it finished: its per-epoch history is all there is
+            from training.train import read_history
+
+            history = read_history(os.path.join(args.evaluate_run, "history.csv"))
+            if not history:
+                raise SystemExit(f"{args.evaluate_run}: neither metrics.json nor history.csv; is it a run directory?")
+            metrics = {"epochs": len(history),
+                       "best_val_elbo": max(row.get("val_elbo", float("-inf")) for row in history)}
+            train_seconds = None
     else:
         from training.train import train
 
@@ -90,16 +101,17 @@ def main(argv=None):
         "checkpoint": args.checkpoint,
         "epochs_trained": metrics["epochs"],
         "best_val_elbo_during_training": metrics["best_val_elbo"],
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "config": config.to_dict(),
         "machine": machine(),
     }
     print(format_table(evaluation))
+    train_time = "unknown (stopped run)" if train_seconds is None else f"{train_seconds / 60:.1f} min"
     print(f"\n| dataset | split | model | epochs | train time | K | examples | NLL (nats) | -ELBO (nats) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| binarized MNIST | valid | {config.architecture} {config.model_options} z={config.latent_dim} "
-          f"{config.variant} | {metrics['epochs']} | {train_seconds / 60:.1f} min | {args.iw_samples} | "
+          f"{config.variant} | {metrics['epochs']} | {train_time} | {args.iw_samples} | "
           f"{evaluation['num_examples']} | {evaluation['nll']:.2f} | {evaluation['nelbo']:.2f} |")
     if args.refine_steps:
         print(f"NLL with the proposal refined per example ({args.refine_steps} steps): {evaluation['nll_refined']:.2f}")

@@ -173,7 +173,8 @@ def add_commands(subparsers):
                         help="also report nll_refined: the proposal refined per example by N Adam steps (e.g. 200)")
     parser.add_argument("--refine-learning-rate", type=float, default=0.01)
     parser.add_argument("--refine-samples", type=int, default=10, help="importance samples per refinement step")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the importance samples (the -ELBO's one draw comes from the model's own seed)")
     parser.add_argument("--out", metavar="FILE.json", help="also write the result as JSON")
     parser.set_defaults(func=run_evaluate)
 

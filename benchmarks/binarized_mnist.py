@@ -23,7 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
 from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
-from training.config import load_config, parse_assignment  # noqa: E402
+from keras_vae.training.config import load_config, parse_assignment  # noqa: E402
 
 
 def main(argv=None):
@@ -46,8 +46,8 @@ def main(argv=None):
 
     import json
 
-    from training.data import get_dataset
-    from training.evaluate import evaluate_model, format_table
+    from keras_vae.training.data import get_dataset
+    from keras_vae.training.evaluate import evaluate_model, format_table
 
     if args.evaluate_run:
         config = load_config(os.path.join(args.evaluate_run, "config.yaml"))
@@ -57,7 +57,7 @@ def main(argv=None):
                 metrics = json.load(f)
             train_seconds = metrics["train_seconds_this_session"]
         else:  # a run stopped by hand before it finished: its per-epoch history is all there is
-            from training.train import _best, read_history
+            from keras_vae.training.train import _best, read_history
 
             history = read_history(os.path.join(args.evaluate_run, "history.csv"))
             if not history:
@@ -65,7 +65,7 @@ def main(argv=None):
             metrics = {"epochs": len(history), "best_val_elbo": _best(history)[0]}  # as train() writes it
             train_seconds = None
     else:
-        from training.train import train
+        from keras_vae.training.train import train
 
         overrides = dict(parse_assignment(a) for a in args.assignments)
         overrides.update({"dataset": "binarized_mnist", "data_dir": args.data_dir, "eval_iw_samples": 0})

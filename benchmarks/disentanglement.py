@@ -68,7 +68,7 @@ def run_model(name, args, info):
     import keras
 
     import keras_vae
-    from training.data import get_dataset, render_sprites
+    from keras_vae.training.data import get_dataset, render_sprites
 
     keras.utils.set_random_seed(args.seed)
     options = dict(MODELS[name])
@@ -123,7 +123,7 @@ def table(rows):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from training.data import dataset_info
+    from keras_vae.training.data import dataset_info
 
     info = dataset_info("sprites")
     rows = []

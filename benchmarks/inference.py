@@ -61,8 +61,8 @@ def main(argv=None):
     import tensorflow as tf
 
     import keras_vae
-    from export.saved_model import export_model
-    from export.tflite import TFLiteModel
+    from keras_vae.export.saved_model import export_model
+    from keras_vae.export.tflite import TFLiteModel
 
     if args.model:
         model = keras_vae.load_vae(args.model, compile=False)

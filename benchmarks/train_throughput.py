@@ -29,9 +29,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 
 import keras_vae  # noqa: E402
 from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.strategies import make_strategy  # noqa: E402
-from training.train import make_optimizer  # noqa: E402
+from keras_vae.training.config import load_config  # noqa: E402
+from keras_vae.training.strategies import make_strategy  # noqa: E402
+from keras_vae.training.train import make_optimizer  # noqa: E402
 
 CASES = {
     # name: (image shape, architecture, latent_dim, network options)

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from export.rest_format import HTTP_STATUS, ServingError, dumps, outputs_from_response, predict_body
+from keras_vae.export.rest_format import HTTP_STATUS, ServingError, dumps, outputs_from_response, predict_body
 
 _CODE_OF_STATUS = {status: code for code, status in reversed(list(HTTP_STATUS.items()))}
 

@@ -62,7 +62,7 @@ def add_commands(subparsers):
 
 
 def run_export(args):
-    from export.saved_model import export_model
+    from keras_vae.export.saved_model import export_model
 
     result = export_model(
         args.source,
@@ -83,7 +83,7 @@ def run_export(args):
 
 
 def run_serve(args):
-    from export.server import make_server
+    from keras_vae.export.server import make_server
 
     if args.max_batch_size < 1 or args.max_request_bytes < 1 or args.poll_seconds <= 0:
         raise ValueError("--max-batch-size, --max-request-bytes and --poll-seconds must be positive.")
@@ -114,7 +114,7 @@ def run_sample(args):
     import keras
 
     import keras_vae
-    from export.sampling import sample_images
+    from keras_vae.export.sampling import sample_images
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}.")

@@ -12,7 +12,7 @@ import secrets
 
 import numpy as np
 
-from export.layout import existing_versions, latest_version_dir
+from keras_vae.export.layout import existing_versions, latest_version_dir
 
 
 def saved_model_dir_of(path):
@@ -48,8 +48,8 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
 
 
 def _from_tflite(path, num_samples, seed, temperature, label):
-    from export.metadata import read_metadata
-    from export.tflite import TFLiteModel
+    from keras_vae.export.metadata import read_metadata
+    from keras_vae.export.tflite import TFLiteModel
 
     model = TFLiteModel(path)
     if seed is None and temperature == 1.0:
@@ -71,7 +71,7 @@ def _from_tflite(path, num_samples, seed, temperature, label):
 def _from_saved_model(path, num_samples, seed, temperature, label):
     import tensorflow as tf
 
-    from export.signatures import error_message
+    from keras_vae.export.signatures import error_message
 
     loaded = tf.saved_model.load(path)
     if "sample" not in loaded.signatures:

@@ -17,10 +17,10 @@ Example:
 import collections
 import os
 
-from export import layout
-from export.metadata import dataset_of, export_metadata, write_metadata
-from export.signatures import MAX_SAMPLES, SCORE_SAMPLES, SIGNATURE_DESCRIPTIONS, serving_endpoints
-from export.warmup import warmup_requests, write_warmup
+from keras_vae.export import layout
+from keras_vae.export.metadata import dataset_of, export_metadata, write_metadata
+from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, SIGNATURE_DESCRIPTIONS, serving_endpoints
+from keras_vae.export.warmup import warmup_requests, write_warmup
 
 ExportResult = collections.namedtuple("ExportResult", ["version", "model_dir", "saved_model_dir", "tflite_paths"])
 
@@ -89,7 +89,7 @@ def export_model(
         )
         tflite_paths = {}
         if tflite:
-            from export.tflite import SIGNATURES, convert_tflite
+            from keras_vae.export.tflite import SIGNATURES, convert_tflite
 
             tflite_stage = layout.stage(os.path.join(root, layout.TFLITE_DIR))
             staged.append(tflite_stage)

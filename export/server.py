@@ -33,10 +33,10 @@ import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from export.layout import existing_versions
-from export.rest_format import InputSpec, ServingError, dumps, loads, predict_response, request_tensors
-from export.signatures import error_message
-from export.warmup import read_warmup
+from keras_vae.export.layout import existing_versions
+from keras_vae.export.rest_format import InputSpec, ServingError, dumps, loads, predict_response, request_tensors
+from keras_vae.export.signatures import error_message
+from keras_vae.export.warmup import read_warmup
 
 DEFAULT_PORT = 8501
 MAX_REQUEST_BYTES = 32 * 1024 * 1024

@@ -55,7 +55,7 @@ def _convert(saved_model_dir, variant, model):
     """The flatbuffer of one variant, converted from the SavedModel at ``saved_model_dir``."""
     import tensorflow as tf
 
-    from export.signatures import is_conditional
+    from keras_vae.export.signatures import is_conditional
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=list(SIGNATURES))
     if variant == "float32":
@@ -82,8 +82,8 @@ def _convert(saved_model_dir, variant, model):
 
 def convert_tflite(model, out_dir, variants=VARIANTS):
     """Writes ``out_dir/<variant>.tflite`` for each variant; returns ``{variant: path}``."""
-    from export.saved_model import write_archive
-    from export.signatures import tflite_endpoints
+    from keras_vae.export.saved_model import write_archive
+    from keras_vae.export.signatures import tflite_endpoints
 
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:

@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
-from export.client import predict_request_proto
-from export.signatures import is_conditional
+from keras_vae.export.client import predict_request_proto
+from keras_vae.export.signatures import is_conditional
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 16)

@@ -368,7 +368,7 @@ def save_picture(picture, path):
 
 def _model_and_data_source(args):
     import keras_vae
-    from training.evaluate import _run_config
+    from keras_vae.training.evaluate import _run_config
 
     run = _run_config(args.model)
     model = keras_vae.load_vae(args.model, compile=False)
@@ -459,7 +459,7 @@ def run_plot(args):
     if needs_data:
         if dataset is None:
             raise ValueError(f"--kind {args.kind} needs inputs: give --dataset (the model has no run config.yaml).")
-        from training.data import dataset_info, load_examples
+        from keras_vae.training.data import dataset_info, load_examples
 
         info = dataset_info(dataset, data_dir)
         if tuple(info.image_shape) != tuple(model.image_shape):
@@ -496,7 +496,7 @@ def run_score(args):
     import numpy as np
 
     from keras_vae import anomaly_scores, score_threshold
-    from training.data import load_examples
+    from keras_vae.training.data import load_examples
 
     model, dataset, data_dir = _model_and_data_source(args)
     if dataset is None:

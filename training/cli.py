@@ -9,10 +9,10 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "training.analysis",
-    "export.commands",
-    "training.train",
-    "training.evaluate",
+    "keras_vae.training.analysis",
+    "keras_vae.export.commands",
+    "keras_vae.training.train",
+    "keras_vae.training.evaluate",
 )
 
 

@@ -103,7 +103,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("eval_split", self.eval_split, SPLITS)
         _choice("prior", self.prior, PRIORS)
-        from training.data import DATASETS  # light: no TensorFlow import
+        from keras_vae.training.data import DATASETS  # light: no TensorFlow import
 
         _choice("dataset", self.dataset, DATASETS)
         for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size"):

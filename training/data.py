@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-from training import canonical_files, sprites
-from training.sprites import render_sprites  # noqa: F401  (public: the metrics render chosen factors)
+from keras_vae.training import canonical_files, sprites
+from keras_vae.training.sprites import render_sprites  # noqa: F401  (public: the metrics render chosen factors)
 
 SPLITS = ("train", "valid", "test")
 SPLIT_SEED = 20240613  # fixed: the sprite-grid splits never depend on the run's --seed

@@ -11,7 +11,7 @@ latent dimension; null for a non-factorized prior), ``iw_samples``, ``num_exampl
 
 Example:
 
->>> from training.data import get_dataset
+>>> from keras_vae.training.data import get_dataset
 >>> result = evaluate_model(vae, get_dataset("sprites", "valid", batch_size=100), iw_samples=100,
 ...                         max_examples=1000)
 >>> print(format_table(result))
@@ -197,7 +197,7 @@ def run_evaluate(args):
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     import keras_vae
-    from training.data import get_dataset
+    from keras_vae.training.data import get_dataset
 
     run = _run_config(args.model)
     dataset = args.dataset or run.get("dataset")

@@ -7,7 +7,7 @@ resolved config), ``logs/`` (TensorBoard scalars, plus sample and reconstruction
 
 Example:
 
->>> from training.config import load_config
+>>> from keras_vae.training.config import load_config
 >>> model, metrics = train(load_config("configs/sprites_quick.yaml", {"epochs": 1}))
 >>> metrics["best_val_elbo"]
 -160.2
@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 
-from training.config import TrainConfig, load_config, parse_assignment, save_config
+from keras_vae.training.config import TrainConfig, load_config, parse_assignment, save_config
 
 # Keys that fix the model's weights' shapes and meaning: a run directory only resumes with the same ones.
 MODEL_KEYS = ("dataset", "image_shape", "variant", "architecture", "latent_dim", "likelihood", "prior",
@@ -39,7 +39,7 @@ def build_model(config):
     leaves them out (see `dataset_model_options`).
     """
     import keras_vae
-    from training.data import dataset_info
+    from keras_vae.training.data import dataset_info
 
     info = dataset_info(config.dataset, config.data_dir)
     image_shape = tuple(config.image_shape or info.image_shape)
@@ -185,15 +185,15 @@ def train(config, train_data=None, callbacks=()):
     if not isinstance(config, TrainConfig):
         raise ValueError(f"train() takes a TrainConfig, got {type(config).__name__}.")
     config = dataclasses.replace(config)  # resolved below (image shape, dataset options); the caller's stays
-    from training import strategies
+    from keras_vae.training import strategies
 
     strategy = strategies.make_strategy(config.strategy)  # first: multi-worker needs it before other TF work
     import keras
     import tensorflow as tf
 
-    from training import data
-    from training.callbacks import AveragedWeights, EpochSummary, ImageGrids, NonFiniteGuard, RunBackup, TimeLimit
-    from training.evaluate import evaluate_model
+    from keras_vae.training import data
+    from keras_vae.training.callbacks import AveragedWeights, EpochSummary, ImageGrids, NonFiniteGuard, RunBackup, TimeLimit
+    from keras_vae.training.evaluate import evaluate_model
 
     if config.jit_compile and isinstance(strategy, tf.distribute.MirroredStrategy) and (
         strategy.num_replicas_in_sync > 1
@@ -381,7 +381,7 @@ def config_from_args(args):
 def run_train(args):
     import sys
 
-    from training.callbacks import NonFiniteLossError
+    from keras_vae.training.callbacks import NonFiniteLossError
 
     config = config_from_args(args)
     try:
@@ -394,7 +394,7 @@ def run_train(args):
         print(f"run directory: {config.resolved_run_dir()}  best val ELBO: "
               f"{'n/a' if best is None else f'{best:.3f}'} nats (epoch {metrics['best_epoch']})")
         if "evaluation" in metrics:
-            from training.evaluate import format_table
+            from keras_vae.training.evaluate import format_table
 
             print(format_table(metrics["evaluation"]))
     return 0

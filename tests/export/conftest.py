@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_vae
-from export.saved_model import export_model
+from keras_vae.export.saved_model import export_model
 
 IMAGE_SHAPE = (16, 16, 1)
 LATENT_DIM = 4
@@ -81,7 +81,7 @@ def model_copy(exported, tmp_path):
 @pytest.fixture(scope="session")
 def rest_server(exported, tmp_path_factory):
     """`keras-vae serve`'s server on a free 127.0.0.1 port, serving a copy of the export (small limits)."""
-    from export.server import make_server
+    from keras_vae.export.server import make_server
 
     base = shutil.copytree(exported.model_dir, tmp_path_factory.mktemp("served") / "vae")
     server = make_server(base, port=0, max_batch_size=64, max_request_bytes=1 << 20)

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from export.client import GrpcClient, RestClient, predict_request_proto
-from export.rest_format import ServingError, dumps, loads, outputs_from_response, predict_body, predict_response
-from export.server import Servable
+from keras_vae.export.client import GrpcClient, RestClient, predict_request_proto
+from keras_vae.export.rest_format import ServingError, dumps, loads, outputs_from_response, predict_body, predict_response
+from keras_vae.export.server import Servable
 
 
 def test_row_requests_split_inputs_along_the_batch():

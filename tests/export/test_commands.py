@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 import keras_vae
-from training.cli import main
+from keras_vae.training.cli import main
 
 
 def read_png(path):
@@ -108,8 +108,8 @@ def test_the_export_package_and_its_commands_import_without_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    import export
-    from export.saved_model import export_model
+    import keras_vae.export as export
+    from keras_vae.export.saved_model import export_model
 
     assert export.export_model is export_model
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

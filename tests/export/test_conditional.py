@@ -8,12 +8,12 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from export.client import RestClient
-from export.saved_model import export_model
-from export.server import make_server
-from export.signatures import SCORE_SAMPLES, SCORE_SEED
-from export.tflite import TFLiteModel
-from training.cli import main
+from keras_vae.export.client import RestClient
+from keras_vae.export.saved_model import export_model
+from keras_vae.export.server import make_server
+from keras_vae.export.signatures import SCORE_SAMPLES, SCORE_SEED
+from keras_vae.export.tflite import TFLiteModel
+from keras_vae.training.cli import main
 
 IMAGE_SHAPE, LATENT_DIM = (16, 16, 1), 4
 

@@ -13,11 +13,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 import keras_vae
-from export import layout
-from export.metadata import read_metadata
-from export.saved_model import export_model
-from export.signatures import MAX_SAMPLES, SCORE_SAMPLES, SCORE_SEED
-from export.warmup import read_warmup
+from keras_vae.export import layout
+from keras_vae.export.metadata import read_metadata
+from keras_vae.export.saved_model import export_model
+from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, SCORE_SEED
+from keras_vae.export.warmup import read_warmup
 
 VENV_BIN = os.path.dirname(sys.executable)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -199,12 +199,12 @@ def test_versions_count_up_and_are_never_overwritten_silently(vae, tmp_path):
 
 
 def test_a_failed_export_leaves_no_version_behind(vae, tmp_path, monkeypatch):
-    import export.saved_model
+    import keras_vae.export.saved_model as saved_model_module
 
     def broken_warmup(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export.saved_model, "write_warmup", broken_warmup)
+    monkeypatch.setattr(saved_model_module, "write_warmup", broken_warmup)
     with pytest.raises(OSError, match="disk full"):
         export_model(vae, base_dir=tmp_path, name="m")
     assert os.listdir(tmp_path / "m") == []

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export.client import RestClient
-from export.rest_format import ServingError
-from export.saved_model import export_model
-from export.server import make_server
+from keras_vae.export.client import RestClient
+from keras_vae.export.rest_format import ServingError
+from keras_vae.export.saved_model import export_model
+from keras_vae.export.server import make_server
 
 
 def request(server, method, path, body=None):

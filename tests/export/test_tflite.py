@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from export.tflite import VARIANTS, TFLiteModel, convert_tflite
+from keras_vae.export.tflite import VARIANTS, TFLiteModel, convert_tflite
 
 # Parity with the SavedModel on fresh random codes, pixels in [0, 1]: (statistic, bound).
 PARITY = {"float32": ("max", 1e-5), "float16": ("max", 1e-2), "dynamic_range": ("max", 0.05), "int8": ("mean", 0.05)}

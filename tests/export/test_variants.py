@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from export.saved_model import export_model
-from export.tflite import TFLiteModel, convert_tflite
+from keras_vae.export.saved_model import export_model
+from keras_vae.export.tflite import TFLiteModel, convert_tflite
 
 # beta_vae differs from beta_tcvae only in its loss (nothing the export touches): one of them is enough.
 VARIANTS = {

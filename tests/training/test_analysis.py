@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 import keras_vae
-from training import analysis
-from training.cli import main
-from training.data import load_examples
+from keras_vae.training import analysis
+from keras_vae.training.cli import main
+from keras_vae.training.data import load_examples
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import os
 import pytest
 import yaml
 
-from training.config import TrainConfig, load_config, parse_assignment, save_config
+from keras_vae.training.config import TrainConfig, load_config, parse_assignment, save_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from training import canonical_files, data, sprites
+from keras_vae.training import canonical_files, data, sprites
 
 
 def _idx_bytes(array):

@@ -27,7 +27,7 @@ def _env(**extra):
 
 def _train_command(run_dir, *extra):
     return [
-        sys.executable, "-m", "training.cli", "train", "--dataset", "sprites", "--architecture", "mlp",
+        sys.executable, "-m", "keras_vae.training.cli", "train", "--dataset", "sprites", "--architecture", "mlp",
         "--latent-dim", "3", "--epochs", "3", "--steps-per-epoch", "30", "--validation-steps", "4",
         "--batch-size", "32", "--learning-rate", "0.01", "--seed", "7", "--strategy", "default",
         "--run-dir", str(run_dir), "--backup-every-steps", "4",
@@ -101,8 +101,8 @@ def _free_ports(n):
 WORKER = """
 import json, sys
 import numpy as np
-from training.config import load_config
-from training.train import train
+from keras_vae.training.config import load_config
+from keras_vae.training.train import train
 model, metrics = train(load_config(None, json.loads(sys.argv[1])))
 np.savez(sys.argv[2], iterations=int(model.optimizer.iterations.numpy()), *model.get_weights())
 """

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import strategies
-from training.config import load_config
-from training.train import train
+from keras_vae.training import strategies
+from keras_vae.training.config import load_config
+from keras_vae.training.train import train
 
 
 @pytest.fixture(autouse=True)

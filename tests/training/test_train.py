@@ -12,12 +12,12 @@ import tensorflow as tf
 import yaml
 
 import keras_vae
-from training import cli
-from training.callbacks import NonFiniteLossError
-from training.config import load_config
-from training.data import get_dataset
-from training.evaluate import evaluate_model
-from training.train import build_model, make_optimizer, train
+from keras_vae.training import cli
+from keras_vae.training.callbacks import NonFiniteLossError
+from keras_vae.training.config import load_config
+from keras_vae.training.data import get_dataset
+from keras_vae.training.evaluate import evaluate_model
+from keras_vae.training.train import build_model, make_optimizer, train
 
 TINY = {
     "dataset": "sprites",

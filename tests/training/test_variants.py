@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import keras_vae
-from training.config import load_config
-from training.data import get_dataset
-from training.evaluate import evaluate_model
-from training.train import build_model, train
+from keras_vae.training.config import load_config
+from keras_vae.training.data import get_dataset
+from keras_vae.training.evaluate import evaluate_model
+from keras_vae.training.train import build_model, train
 
 TINY = {
     "dataset": "sprites",

@@ -1,0 +1,76 @@
+"""The names the model library accepts, declared once and importable without TensorFlow.
+
+Configs, the command line and `build_vae` all validate against these tables, so a mistyped name or
+option is caught before a model is built or a file is written.
+
+Example:
+
+>>> from keras_vae import names
+>>> names.check_model_options("beta_vae", "conv", {"capacity_max": 25.0, "filters": [32, 64]})
+>>> names.check_model_options("ladder", "mlp", {"num_flows": 2})
+Traceback (most recent call last):
+ValueError: Unknown model option 'num_flows' for variant 'ladder' ...
+"""
+
+import difflib
+
+ARCHITECTURES = ("conv", "mlp")
+LIKELIHOODS = ("bernoulli", "gaussian")
+PRIORS = ("standard_normal", "mixture", "vamp")
+POSTERIORS = ("gaussian", "iaf")
+OBJECTIVES = ("elbo", "capacity", "total_correlation", "importance_weighted")
+
+# Network options, per architecture (the decoder mirrors the encoder).
+NETWORK_OPTIONS = {
+    "mlp": ("hidden_units", "dropout", "gated", "activation"),
+    "conv": ("filters", "kernel_size", "dense_units", "activation"),
+}
+
+# Options every variant takes: the model's parts, its objective's weights, its condition.
+COMMON_OPTIONS = (
+    "prior", "prior_options", "posterior", "beta", "kl_warmup_steps", "free_bits", "iw_train_samples", "seed",
+    "likelihood_scale", "num_classes", "label_dim", "num_flows", "flow_units",
+)
+
+# A variant is a declaration of parts; these are the options of its own parts.
+VARIANTS = {
+    "vae": (),
+    "beta_vae": ("capacity_max", "capacity_steps", "gamma"),
+    "beta_tcvae": ("dataset_size", "alpha", "gamma"),
+    "cvae": (),  # a VAE that must be given num_classes or label_dim
+    "ladder": ("lower_latent_dims", "ladder_units", "ladder_activation"),
+    "iaf": (),  # a VAE with the IAF posterior (num_flows, flow_units)
+}
+
+
+def check_choice(kind, value, choices):
+    """Raises a ValueError naming ``kind`` when ``value`` is not one of ``choices`` (with a close match)."""
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown {kind} {value!r}; expected one of {', '.join(map(repr, choices))}.{hint}")
+
+
+def model_options(variant, architecture):
+    """Every option name `build_vae` accepts for ``variant`` with ``architecture``."""
+    check_choice("variant", variant, tuple(VARIANTS))
+    check_choice("architecture", architecture, ARCHITECTURES)
+    return (*NETWORK_OPTIONS[architecture], *COMMON_OPTIONS, *VARIANTS[variant])
+
+
+def check_model_options(variant, architecture, options):
+    """Raises a ValueError naming the first option in ``options`` that ``variant``/``architecture`` do not take."""
+    known = model_options(variant, architecture)
+    for key in options:
+        if key not in known:
+            other = [a for a in ARCHITECTURES if a != architecture and key in NETWORK_OPTIONS[a]]
+            owners = [v for v, extra in VARIANTS.items() if key in extra]
+            if other:
+                hint = f" It is an option of architecture {other[0]!r}."
+            elif owners:
+                hint = f" It is an option of variant {owners[0]!r}."
+            else:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"Unknown model option {key!r} for variant {variant!r} with architecture "
+                             f"{architecture!r}.{hint}")

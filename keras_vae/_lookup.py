@@ -1,14 +1,14 @@
-"""Turning a name, a serialized config or a layer into a layer (for likelihood=/prior= arguments)."""
+"""Turning a name, a serialized config or an object into a part (for likelihood=/prior=/posterior=/objective=)."""
 
 import keras
 
 
-def layer_from(identifier, registry, kind):
-    """Returns ``identifier`` as a layer: a layer as is, a config dict deserialized, a name from ``registry``."""
-    if isinstance(identifier, keras.layers.Layer):
-        return identifier
+def resolve(identifier, registry, kind, base):
+    """``identifier`` as a ``base`` instance: an instance as is, a config dict deserialized, a name from ``registry``."""
     if isinstance(identifier, dict):
-        return keras.saving.deserialize_keras_object(identifier)
-    if isinstance(identifier, str) and identifier in registry:
-        return registry[identifier]()
-    raise ValueError(f"Unknown {kind} {identifier!r}; expected one of {sorted(registry)} or a {kind} layer.")
+        identifier = keras.saving.deserialize_keras_object(identifier)
+    elif isinstance(identifier, str) and identifier in registry:
+        identifier = registry[identifier]()
+    if isinstance(identifier, base):
+        return identifier
+    raise ValueError(f"Unknown {kind} {identifier!r}; expected one of {sorted(registry)} or a {base.__name__}.")

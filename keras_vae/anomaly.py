@@ -16,8 +16,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.latent import checked_images
-from keras_vae.objectives import iwae_bound
+from keras_vae.bounds import iwae_bound
+from keras_vae.latent import checked_images, label_batch
 
 SCORE_METHODS = ("elbo", "iwae")
 DEFAULT_NUM_SAMPLES = {"elbo": 10, "iwae": 100}
@@ -33,7 +33,7 @@ def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=12
         num_samples: posterior / importance samples per example (default 10 for elbo, 100 for iwae).
         batch_size: examples scored at once.
         seed: the same seed gives the same scores.
-        labels: for conditional models, one label per image.
+        labels: for conditional models, one label per image (or one for all).
     """
     if method not in SCORE_METHODS:
         raise ValueError(f"Unknown score method {method!r}; expected one of {list(SCORE_METHODS)}.")
@@ -41,21 +41,20 @@ def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=12
     if num_samples < 1 or int(batch_size) < 1:
         raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
     images = checked_images(model, images)
-    conditional = getattr(model, "conditional", False)
-    if conditional and (labels is None or len(labels) != len(images)):
-        raise ValueError("A conditional model needs labels=, one per image, to score images.")
+    labels = label_batch(model, labels, len(images))
     scores = []
     for index, start in enumerate(range(0, len(images), int(batch_size))):
         chunk = images[start : start + int(batch_size)]
-        inputs = (chunk, np.asarray(labels[start : start + int(batch_size)])) if conditional else chunk
+        chunk_labels = None if labels is None else labels[start : start + int(batch_size)]
         # Distinct noise for every batch, reproducible from the seed.
         batch_seed = int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0] % 2**31)
         if method == "iwae":
-            log_px = iwae_bound(model, inputs, num_samples=num_samples, chunk_size=min(num_samples, 100),
-                                seed=batch_seed)
+            log_px = iwae_bound(model, chunk, num_samples=num_samples, chunk_size=min(num_samples, 100),
+                                seed=batch_seed, labels=chunk_labels)
             scores.append(-np.asarray(log_px))
         else:
-            log_w = model.log_importance_weights(inputs, num_samples, seed=tf.constant([batch_seed, 0], tf.int32))
+            log_w = model.log_importance_weights(chunk, num_samples, seed=tf.constant([batch_seed, 0], tf.int32),
+                                                 labels=chunk_labels)
             scores.append(-np.asarray(log_w).mean(axis=0))
     scores = np.concatenate(scores)
     if not np.all(np.isfinite(scores)):

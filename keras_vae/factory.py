@@ -1,87 +1,99 @@
-"""`build_vae`: a VAE for an image shape from a few names.
+"""`build_vae`: a model for an image shape from a few names. Each variant is a declaration of parts.
 
 Example:
 
 >>> vae = build_vae((32, 32, 3), latent_dim=32, architecture="conv", likelihood="gaussian")
->>> vae.compile(optimizer="adam")
 >>> cvae = build_vae((28, 28, 1), 8, variant="cvae", num_classes=10)
 >>> ladder = build_vae((28, 28, 1), 16, architecture="mlp", variant="ladder", lower_latent_dims=(64, 32))
+>>> tcvae = build_vae((64, 64, 1), 10, variant="beta_tcvae", beta=6.0)   # dataset_size from fit's data
 """
 
+from keras_vae import names
+from keras_vae.conditioning import Condition
+from keras_vae.ladder import DEFAULT_LOWER_LATENT_DIMS, LadderVAE
+from keras_vae.likelihoods import GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
-from keras_vae.networks import ARCHITECTURES
-from keras_vae.variants import (
-    BetaTCVAE,
-    BetaVAE,
-    ConditionalVAE,
-    IAFVAE,
-    LadderVAE,
-    conditional_decoder,
-    conditional_encoder,
-)
-from keras_vae.variants.ladder import DEFAULT_LOWER_LATENT_DIMS
+from keras_vae.networks import build_networks
+from keras_vae.objectives import ELBO, CapacityELBO, ImportanceWeightedBound, TotalCorrelationELBO
+from keras_vae.posteriors import IAFPosterior
+from keras_vae.priors import get_prior
 
-NETWORK_OPTIONS = ("hidden_units", "dropout", "gated", "filters", "kernel_size", "dense_units", "activation")
-# Variants whose networks are the plain encoder/decoder pair; "cvae" and "ladder" need their own.
-VARIANT_CLASSES = {"vae": VAE, "beta_vae": BetaVAE, "beta_tcvae": BetaTCVAE, "iaf": IAFVAE}
-VARIANTS = ("vae", "beta_vae", "beta_tcvae", "cvae", "ladder", "iaf")
+
+def _objective(variant, options):
+    """The variant's objective from its options (popped from ``options``)."""
+    iw = int(options.pop("iw_train_samples", 1))
+    warmup = options.pop("kl_warmup_steps", 0)
+    free_bits = options.pop("free_bits", 0.0)
+    if variant == "beta_tcvae":
+        tc = {k: options.pop(k) for k in ("beta", "alpha", "gamma", "dataset_size") if k in options}
+        objective = TotalCorrelationELBO(kl_warmup_steps=warmup, **tc)
+    elif variant == "beta_vae" and options.get("capacity_max") is not None:
+        options.pop("beta", None)
+        capacity = {k: options.pop(k) for k in ("capacity_max", "capacity_steps", "gamma") if k in options}
+        objective = CapacityELBO(**capacity)
+    else:
+        for key in ("capacity_max", "capacity_steps", "gamma"):
+            options.pop(key, None)  # beta_vae without a capacity: the plain weighted ELBO
+        objective = ELBO(beta=options.pop("beta", 4.0 if variant == "beta_vae" else 1.0),
+                         kl_warmup_steps=warmup, free_bits=free_bits)
+    if iw > 1:
+        if not isinstance(objective, ELBO):
+            raise ValueError(f"iw_train_samples > 1 trains on the importance-weighted bound; variant {variant!r} "
+                             "has an objective of its own.")
+        objective = ImportanceWeightedBound(iw)
+    return objective
 
 
 def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoulli", variant="vae", **options):
-    """Returns an uncompiled `VAE` (or variant) with an MLP or convolutional encoder/decoder pair.
+    """Returns an uncompiled `VAE` (a `LadderVAE` for ``"ladder"``) with an MLP or convolutional network pair.
 
     Args:
         input_shape: ``(H, W, C)`` of the images.
         latent_dim: size of the latent code (for ``"ladder"``: the top layer's).
         architecture: ``"conv"`` or ``"mlp"``.
-        likelihood: ``"bernoulli"`` or ``"gaussian"`` (or a likelihood layer).
-        variant: ``"vae"`` (`VAE`), ``"beta_vae"`` (`BetaVAE`), ``"beta_tcvae"`` (`BetaTCVAE`; needs
-            ``dataset_size``), ``"cvae"`` (`ConditionalVAE`; needs ``num_classes`` or ``label_dim``),
-            ``"ladder"`` (`LadderVAE`; ``lower_latent_dims``, ``ladder_units``) or ``"iaf"`` (`IAFVAE`;
-            ``num_flows``, ``flow_units``). Any of them takes ``prior="mixture"``.
-        **options: network options (``hidden_units``, ``dropout`` and ``gated`` for mlp; ``filters``, ``kernel_size``,
-            ``dense_units`` for conv; ``activation``), the rest go to the model class (``prior``, ``beta``,
-            ``kl_warmup_steps``, ``free_bits``, ``seed``, and the variant's own options).
+        likelihood: ``"bernoulli"`` or ``"gaussian"`` (or a likelihood layer); ``likelihood_scale=0.1`` fixes a
+            Gaussian's scale (learned by default).
+        variant: ``"vae"``; ``"beta_vae"`` (``beta``, default 4, or ``capacity_max``/``capacity_steps``/``gamma``);
+            ``"beta_tcvae"`` (``beta``, ``alpha``, ``gamma``, ``dataset_size``); ``"cvae"`` (needs
+            ``num_classes`` or ``label_dim``); ``"ladder"`` (``lower_latent_dims``, ``ladder_units``); ``"iaf"``
+            (``num_flows``, ``flow_units``).
+        **options: network options (``hidden_units``, ``dropout``, ``gated`` for mlp; ``filters``,
+            ``kernel_size``, ``dense_units`` for conv; ``activation``) and the model's parts: ``prior`` (+
+            ``prior_options``), ``posterior``, ``beta``, ``kl_warmup_steps``, ``free_bits``,
+            ``iw_train_samples``, ``seed``, and a condition for any variant (``num_classes`` or ``label_dim``).
+            `keras_vae.names` lists them; an unknown option is a ValueError naming it.
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}.")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; expected one of {list(VARIANTS)}.")
+    names.check_model_options(variant, architecture, options)
     latent_dim = int(latent_dim)
     if latent_dim < 1:
         raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
     input_shape = tuple(int(d) for d in input_shape)
-    net_options = {k: options.pop(k) for k in NETWORK_OPTIONS if k in options}
-    if architecture == "mlp" and ({"filters", "kernel_size", "dense_units"} & set(net_options)):
-        raise ValueError(f"Options {sorted(net_options)} include conv-only options for architecture 'mlp'.")
-    if architecture == "conv" and {"hidden_units", "dropout", "gated"} & set(net_options):
-        raise ValueError(f"Options {sorted({'hidden_units', 'dropout', 'gated'} & set(net_options))} are for architecture "
-                         "'mlp'; use 'filters'/'dense_units' for 'conv'.")
-    make_encoder, make_decoder = ARCHITECTURES[architecture]
-    decoder_options = dict(net_options)
-    for key in ("hidden_units", "filters"):
-        if key in decoder_options:  # the decoder mirrors the encoder
-            decoder_options[key] = tuple(reversed(decoder_options[key]))
-
-    if variant == "cvae":
-        size = options.get("num_classes") or options.get("label_dim")
-        if size is None:
-            raise ValueError("variant 'cvae' needs num_classes (class-index labels) or label_dim (vector labels).")
-        height, width, channels = input_shape
-        inner_encoder = make_encoder((height, width, channels + int(size)), latent_dim, name="image_encoder", **net_options)
-        inner_decoder = make_decoder(input_shape, latent_dim + int(size), name="code_decoder", **decoder_options)
-        encoder = conditional_encoder(inner_encoder, input_shape, int(size))
-        decoder = conditional_decoder(inner_decoder, latent_dim, int(size))
-        return ConditionalVAE(encoder, decoder, latent_dim, likelihood=likelihood, **options)
-
+    options = dict(options)
+    net_options = {k: options.pop(k) for k in names.NETWORK_OPTIONS[architecture] if k in options}
+    condition = Condition.from_options(options.pop("num_classes", None), options.pop("label_dim", None))
+    if variant == "cvae" and not condition:
+        raise ValueError("variant 'cvae' needs num_classes (class-index labels) or label_dim (vector labels).")
+    scale = options.pop("likelihood_scale", None)
+    if scale is not None:
+        if likelihood != "gaussian":
+            raise ValueError(f"likelihood_scale is for likelihood='gaussian', got likelihood={likelihood!r}.")
+        likelihood = GaussianLikelihood(scale=scale)
+    parts = {
+        "likelihood": get_likelihood(likelihood),
+        "prior": get_prior(options.pop("prior", "standard_normal"), **(options.pop("prior_options", None) or {})),
+        "objective": _objective(variant, options),
+        "condition": condition,
+        "seed": options.pop("seed", None),
+    }
+    flows = {k: options.pop(k) for k in ("num_flows", "flow_units") if k in options}
+    posterior = options.pop("posterior", "iaf" if variant == "iaf" or flows else "gaussian")
+    parts["posterior"] = IAFPosterior(**flows) if posterior == "iaf" else posterior
     if variant == "ladder":
         # The encoder is the bottom of the bottom-up pass; the decoder reads the bottom layer's codes.
-        lower = tuple(options.setdefault("lower_latent_dims", DEFAULT_LOWER_LATENT_DIMS))
+        lower = tuple(options.pop("lower_latent_dims", DEFAULT_LOWER_LATENT_DIMS))
         bottom = int(lower[0]) if lower else latent_dim  # LadderVAE itself rejects an empty hierarchy
-        encoder = make_encoder(input_shape, bottom, **net_options)
-        decoder = make_decoder(input_shape, bottom, **decoder_options)
-        return LadderVAE(encoder, decoder, latent_dim, likelihood=likelihood, **options)
-
-    encoder = make_encoder(input_shape, latent_dim, **net_options)
-    decoder = make_decoder(input_shape, latent_dim, **decoder_options)
-    return VARIANT_CLASSES[variant](encoder, decoder, latent_dim, likelihood=likelihood, **options)
+        encoder, decoder = build_networks(architecture, input_shape, bottom, bottom, condition.size, **net_options)
+        return LadderVAE(encoder, decoder, latent_dim, lower_latent_dims=lower, **options, **parts)
+    encoder, decoder = build_networks(architecture, input_shape, latent_dim, latent_dim, condition.size,
+                                      **net_options)
+    return VAE(encoder, decoder, latent_dim, **parts, **options)

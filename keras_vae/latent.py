@@ -2,9 +2,8 @@
 
 Every function takes inputs as images ``[n, H, W, C]`` (encoded to their posterior means) or, where
 it says so, as latent codes ``[n, latent_dim]``, and returns decoded images (numpy, values in [0, 1]
-for Bernoulli models). For a conditional model (``model.conditional``) pass ``label=``: the one
-label used both to encode the inputs and to decode the results (attribute vectors take one label
-per image, ``labels=``).
+for Bernoulli models). For a conditional model (``model.condition``) pass ``labels=``: one label (used
+for every input) or one per input, used both to encode the inputs and to decode the results.
 
 Example:
 
@@ -61,57 +60,46 @@ def _pair(start, end):
     return start, end
 
 
-def _label_batch(model, label, n):
-    if not getattr(model, "conditional", False):
-        if label is not None:
-            raise ValueError("label= is only for conditional models.")
+def label_batch(model, labels, n):
+    """``labels`` as one per input (numpy ``[n, ...]``): one label is repeated; None for an unconditional model."""
+    if not model.condition:
+        if labels is not None:
+            raise ValueError("labels= is only for conditional models; this model takes no labels.")
         return None
-    if label is None:
-        raise ValueError("A conditional model needs label=: the label to encode and decode with.")
-    label = np.asarray(label)
-    return np.broadcast_to(label, (n, *label.shape))
+    if labels is None:
+        raise ValueError(f"A conditional model needs labels= ({model.condition.describe()}): one, or one per input.")
+    labels = np.asarray(labels)
+    single_rank = 0 if model.condition.kind == "class" else 1
+    if labels.ndim == single_rank:
+        return np.broadcast_to(labels, (n, *labels.shape))
+    if len(labels) != n:
+        raise ValueError(f"Got {len(labels)} labels for {n} inputs.")
+    return labels
+
+
+def _batches(n, batch_size):
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return [slice(start, start + int(batch_size)) for start in range(0, n, int(batch_size))]
 
 
 def encode_means(model, images, labels=None, batch_size=256):
-    """Posterior means ``[n, latent_dim]`` (numpy) of ``images`` ``[n, H, W, C]``, ``batch_size`` at a time.
-
-    Conditional models need ``labels`` (one per image).
-    """
+    """Posterior means ``[n, latent_dim]`` (numpy) of ``images`` ``[n, H, W, C]``, ``batch_size`` at a time."""
     images = checked_images(model, images)
-    if getattr(model, "conditional", False):
-        if labels is None:
-            raise ValueError("A conditional model needs labels= (one per image) to encode images.")
-        labels = np.asarray(labels)
-        if len(labels) != len(images):
-            raise ValueError(f"Got {len(labels)} labels for {len(images)} images.")
-    elif labels is not None:
-        raise ValueError("labels= is only for conditional models.")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    means = []
-    for start in range(0, len(images), int(batch_size)):
-        chunk = images[start : start + int(batch_size)]
-        if labels is None:
-            posterior = model.encode(chunk)
-        else:
-            posterior = model.encode(chunk, labels[start : start + int(batch_size)])
-        means.append(np.asarray(posterior.mean()))
+    labels = label_batch(model, labels, len(images))
+    means = [np.asarray(model.encode(images[b], None if labels is None else labels[b]).mean())
+             for b in _batches(len(images), batch_size)]
     return np.concatenate(means).astype(np.float32)
 
 
-def decode_codes(model, codes, label=None, batch_size=256):
-    """Decoded images (numpy) of codes ``[n, latent_dim]``; conditional models decode with ``label``."""
+def decode_codes(model, codes, labels=None, batch_size=256):
+    """Decoded images (numpy) of codes ``[n, latent_dim]``."""
     codes = np.asarray(codes, np.float32)
     if codes.ndim != 2 or codes.shape[1] != model.latent_dim:
         raise ValueError(f"Expected codes of shape (n, {model.latent_dim}), got {codes.shape}.")
-    labels = _label_batch(model, label, len(codes))
-    out = []
-    for start in range(0, len(codes), int(batch_size)):
-        chunk = codes[start : start + int(batch_size)]
-        if labels is None:
-            out.append(np.asarray(model.decode(chunk)))
-        else:
-            out.append(np.asarray(model.decode(chunk, labels[start : start + int(batch_size)])))
+    labels = label_batch(model, labels, len(codes))
+    out = [np.asarray(model.decode(codes[b], None if labels is None else labels[b]))
+           for b in _batches(len(codes), batch_size)]
     return np.concatenate(out)
 
 
@@ -126,14 +114,14 @@ def checked_images(model, images):
     return images
 
 
-def codes_of(model, inputs, label=None):
+def codes_of(model, inputs, labels=None):
     """Codes ``[n, latent_dim]`` for inputs given as images ``[n, H, W, C]`` / ``[H, W, C]`` or codes ``[n, d]`` / ``[d]``."""
     inputs = np.asarray(inputs, np.float32)
     image_shape, latent_dim = tuple(model.image_shape), model.latent_dim
     if inputs.shape == image_shape or inputs.shape == (latent_dim,):
         inputs = inputs[np.newaxis]
     if tuple(inputs.shape[1:]) == image_shape:
-        return encode_means(model, inputs, _label_batch(model, label, len(inputs)))
+        return encode_means(model, inputs, labels)
     if inputs.ndim == 2 and inputs.shape[1] == latent_dim:
         if not np.all(np.isfinite(inputs)):
             raise ValueError("Codes contain non-finite values (NaN or Inf).")
@@ -144,7 +132,7 @@ def codes_of(model, inputs, label=None):
     )
 
 
-def interpolate(model, start, end, num_steps=8, method="linear", label=None):
+def interpolate(model, start, end, num_steps=8, method="linear", labels=None):
     """Decoded images ``[num_steps, H, W, C]`` along the path between two inputs or codes.
 
     Args:
@@ -153,9 +141,17 @@ def interpolate(model, start, end, num_steps=8, method="linear", label=None):
     """
     if method not in INTERPOLATIONS:
         raise ValueError(f"Unknown interpolation method {method!r}; expected one of {list(INTERPOLATIONS)}.")
-    z0, z1 = (_single(codes_of(model, v, label), what) for v, what in ((start, "start"), (end, "end")))
+    z0, z1 = (_single(codes_of(model, v, labels), what) for v, what in ((start, "start"), (end, "end")))
     path = lerp(z0, z1, num_steps) if method == "linear" else slerp(z0, z1, num_steps)
-    return decode_codes(model, path, label)
+    return decode_codes(model, path, _first_label(model, labels))
+
+
+def _first_label(model, labels):
+    """The one label a single output is decoded with (the first, when one per input was given)."""
+    if labels is None or not model.condition:
+        return labels
+    labels = np.asarray(labels)
+    return labels if labels.ndim == (0 if model.condition.kind == "class" else 1) else labels[0]
 
 
 def _single(codes, what):
@@ -170,7 +166,7 @@ def attribute_vector(model, images, has_attribute, labels=None, batch_size=256):
     Args:
         images: ``[n, H, W, C]``.
         has_attribute: booleans ``[n]`` (e.g. ``mnist_labels == 7`` or ``sprite_factors[:, 0] == 2``).
-        labels: for conditional models, one label per image (used to encode).
+        labels: for conditional models, one label per image (or one for all), used to encode.
     """
     has_attribute = np.asarray(has_attribute)
     if has_attribute.dtype != bool:
@@ -183,31 +179,31 @@ def attribute_vector(model, images, has_attribute, labels=None, batch_size=256):
     return codes[has_attribute].mean(axis=0) - codes[~has_attribute].mean(axis=0)
 
 
-def apply_attribute(model, inputs, vector, strength=1.0, label=None):
+def apply_attribute(model, inputs, vector, strength=1.0, labels=None):
     """Decodes ``code + strength * vector`` for each input (images or codes): ``[n, H, W, C]``."""
     vector = np.asarray(vector, np.float32)
     if vector.shape != (model.latent_dim,):
         raise ValueError(f"Expected an attribute vector of shape ({model.latent_dim},), got {vector.shape}.")
-    codes = codes_of(model, inputs, label)
-    return decode_codes(model, codes + float(strength) * vector, label)
+    codes = codes_of(model, inputs, labels)
+    return decode_codes(model, codes + float(strength) * vector, labels)
 
 
-def blend(model, inputs, weights, label=None):
+def blend(model, inputs, weights, labels=None):
     """Decodes the weighted mean of several inputs' codes: ``[1, H, W, C]``.
 
     ``weights`` (one per input, >= 0, not all zero) are normalized to sum to 1.
     """
-    codes = codes_of(model, inputs, label)
+    codes = codes_of(model, inputs, labels)
     weights = np.asarray(weights, np.float64)
     if weights.shape != (len(codes),):
         raise ValueError(f"Expected one weight per input ({len(codes)}), got shape {weights.shape}.")
     if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
         raise ValueError(f"Weights must be finite, >= 0 and not all zero; got {weights.tolist()}.")
     mixed = (weights / weights.sum()) @ codes
-    return decode_codes(model, mixed[np.newaxis].astype(np.float32), label)
+    return decode_codes(model, mixed[np.newaxis].astype(np.float32), _first_label(model, labels))
 
 
-def traverse(model, inputs, dims=None, values=None, label=None):
+def traverse(model, inputs, dims=None, values=None, labels=None):
     """Sweeps each latent dimension in ``dims`` over ``values``, the others fixed at the input's code.
 
     Args:
@@ -217,7 +213,7 @@ def traverse(model, inputs, dims=None, values=None, label=None):
 
     Returns decoded images ``[len(dims), len(values), H, W, C]``.
     """
-    code = _single(codes_of(model, inputs, label), "input")
+    code = _single(codes_of(model, inputs, labels), "input")
     dims = list(range(model.latent_dim)) if dims is None else [int(d) for d in dims]
     if not dims or min(dims) < 0 or max(dims) >= model.latent_dim:
         raise ValueError(f"dims must be latent dimensions in [0, {model.latent_dim}), got {dims}.")
@@ -227,5 +223,5 @@ def traverse(model, inputs, dims=None, values=None, label=None):
     codes = np.repeat(code[np.newaxis], len(dims) * len(values), axis=0).reshape(len(dims), len(values), -1)
     for row, dim in enumerate(dims):
         codes[row, :, dim] = values
-    images = decode_codes(model, codes.reshape(-1, model.latent_dim), label)
+    images = decode_codes(model, codes.reshape(-1, model.latent_dim), _first_label(model, labels))
     return images.reshape(len(dims), len(values), *images.shape[1:])

@@ -1,7 +1,9 @@
 """Observation models p(x | z): turn decoder outputs into tfp distributions over images.
 
-Each likelihood is a Keras layer so that learned parameters (a Gaussian's scale) are tracked,
+Each likelihood is a `Likelihood` layer so that learned parameters (a Gaussian's scale) are tracked,
 saved and restored with the model. `log_prob` sums over all pixels, giving one number per example.
+``data_range`` declares the data a likelihood models: ``(0.0, 1.0)`` for Bernoulli pixels, None for any
+finite real; training and export check inputs against it.
 
 Example:
 
@@ -17,21 +19,45 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae._lookup import layer_from
+from keras_vae import names
+from keras_vae._lookup import resolve
 
 tfd = tfp.distributions
 
 _EVENT_RANK = 3  # (H, W, C)
 
 
+class Likelihood(keras.layers.Layer):
+    """Base class of observation models: decoder output -> `distribution`, `log_prob`, `mean`, `sample`."""
+
+    name_key = None
+    data_range = None  # (low, high) of the data the likelihood is defined on; None: any finite real
+
+    def distribution(self, decoder_output):
+        raise NotImplementedError
+
+    def log_prob(self, x, decoder_output):
+        return self.distribution(decoder_output).log_prob(tf.cast(x, tf.float32))
+
+    def mean(self, decoder_output):
+        raise NotImplementedError
+
+    def sample(self, decoder_output, seed):
+        return self.distribution(decoder_output).sample(seed=seed)
+
+    def call(self, decoder_output):
+        return self.mean(decoder_output)
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
-class BernoulliLikelihood(keras.layers.Layer):
+class BernoulliLikelihood(Likelihood):
     """Independent Bernoulli pixels parameterized by logits (binary or [0, 1] data).
 
     Using logits, not probabilities, keeps the log-likelihood exact for saturated pixels.
     """
 
     name_key = "bernoulli"
+    data_range = (0.0, 1.0)
 
     def distribution(self, decoder_output):
         logits = tf.cast(decoder_output, tf.float32)
@@ -51,26 +77,22 @@ class BernoulliLikelihood(keras.layers.Layer):
     def mean(self, decoder_output):
         return tf.sigmoid(tf.cast(decoder_output, tf.float32))
 
-    def sample(self, decoder_output, seed):
-        return self.distribution(decoder_output).sample(seed=seed)
-
-    def call(self, decoder_output):
-        return self.mean(decoder_output)
-
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class GaussianLikelihood(keras.layers.Layer):
+class GaussianLikelihood(Likelihood):
     """Independent Gaussian pixels with mean from the decoder and a fixed or learned scale.
 
     Args:
         scale: a positive float for a fixed scale, or ``"learned"`` for one learned scale
             per channel (a softplus-parameterized weight).
         min_scale: floor for a learned scale, which otherwise collapses on clean data.
+        initial_scale: where a learned scale starts. 0.1 suits data in [0, 1]: a start at 1 weighs the
+            reconstruction so little against the KL that the posterior collapses for the first epochs.
     """
 
     name_key = "gaussian"
 
-    def __init__(self, scale="learned", min_scale=1e-3, **kwargs):
+    def __init__(self, scale="learned", min_scale=1e-3, initial_scale=0.1, **kwargs):
         super().__init__(**kwargs)
         if scale != "learned":
             try:
@@ -81,13 +103,16 @@ class GaussianLikelihood(keras.layers.Layer):
                 raise ValueError(f"GaussianLikelihood scale must be a positive finite float, got {scale!r}")
         self.scale = scale
         self.min_scale = float(min_scale)
+        self.initial_scale = float(initial_scale)
+        if not self.initial_scale > self.min_scale:
+            raise ValueError(f"initial_scale must be > min_scale ({self.min_scale}), got {initial_scale}")
 
     def build(self, input_shape):
         if self.scale == "learned":
             channels = input_shape[-1]
-            # softplus(0.5413) == 1.0
+            raw = math.log(math.expm1(self.initial_scale - self.min_scale))  # softplus(raw) + min_scale == initial
             self.raw_scale = self.add_weight(
-                name="raw_scale", shape=(channels,), initializer=keras.initializers.Constant(0.5413)
+                name="raw_scale", shape=(channels,), initializer=keras.initializers.Constant(raw)
             )
 
     def _scale(self):
@@ -101,25 +126,17 @@ class GaussianLikelihood(keras.layers.Layer):
         loc = tf.cast(decoder_output, tf.float32)
         return tfd.Independent(tfd.Normal(loc=loc, scale=self._scale()), reinterpreted_batch_ndims=_EVENT_RANK)
 
-    def log_prob(self, x, decoder_output):
-        return self.distribution(decoder_output).log_prob(tf.cast(x, tf.float32))
-
     def mean(self, decoder_output):
         return tf.cast(decoder_output, tf.float32)
 
-    def sample(self, decoder_output, seed):
-        return self.distribution(decoder_output).sample(seed=seed)
-
-    def call(self, decoder_output):
-        return self.mean(decoder_output)
-
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
+        return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale,
+                "initial_scale": self.initial_scale}
 
 
-LIKELIHOODS = {cls.name_key: cls for cls in (BernoulliLikelihood, GaussianLikelihood)}
+LIKELIHOODS = names.registry("likelihood", names.LIKELIHOODS, (BernoulliLikelihood, GaussianLikelihood))
 
 
 def get_likelihood(identifier):
     """Returns a likelihood layer from a name ("bernoulli", "gaussian"), a config dict or a layer."""
-    return layer_from(identifier, LIKELIHOODS, "likelihood")
+    return resolve(identifier, LIKELIHOODS, "likelihood", Likelihood)

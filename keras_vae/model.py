@@ -1,5 +1,10 @@
 """The variational autoencoder: a subclassed `keras.Model` with its own `train_step` / `test_step`.
 
+A model is a declaration of parts: encoder and decoder networks, a posterior, a prior, a likelihood,
+an objective and a condition. `VAE` owns everything they share (the Keras steps, metrics, shape checks,
+importance weights, config); a subclass only where the generative model differs in structure
+(`keras_vae.LadderVAE`), overriding the hooks listed under "Hooks" below.
+
 Example:
 
 >>> vae = keras_vae.build_vae((28, 28, 1), latent_dim=16, architecture="mlp")
@@ -9,19 +14,36 @@ Example:
 TensorShape([16, 28, 28, 1])
 """
 
+import collections
 import math
+import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae.conditioning import Condition
 from keras_vae.likelihoods import get_likelihood
-from keras_vae.posteriors import GaussianPosterior
+from keras_vae.objectives import get_objective
+from keras_vae.optimizers import NonFiniteSkipping
+from keras_vae.posteriors import get_posterior
 from keras_vae.priors import get_prior
 
 tfd = tfp.distributions
 
-METRIC_NAMES = ("loss", "reconstruction", "kl", "elbo")
+BASE_METRICS = ("loss", "reconstruction", "kl", "elbo")
+NONFINITE_POLICIES = ("skip", "stop")
+
+# One stochastic layer of a draw, all per example (``[n]``, n = samples * batch, sample-major): its codes
+# ``z`` [n, d], its posterior ``q``, ``log_q`` = log q(z), ``log_p`` = log p(z | layer above), the KL
+# (analytic where both are diagonal Gaussians or the prior is factorized, else log_q - log_p) and the
+# per-dimension KL [n, d] when it exists (else None).
+LatentLayer = collections.namedtuple("LatentLayer", ["z", "q", "log_q", "log_p", "kl", "kl_per_dim"])
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a non-finite loss or gradient and stopped (the update was not applied)."""
 
 
 def _deserialize(obj):
@@ -32,7 +54,7 @@ def _shape_str(shape):
     return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
 
 
-def _checked_shape(x, item_shape, what):
+def checked_shape(x, item_shape, what):
     """Checks ``x`` is ``(batch, *item_shape)``: statically when the shape is known, else when run."""
     expected = (None, *item_shape)
     if x.shape.rank is not None:
@@ -45,143 +67,207 @@ def _checked_shape(x, item_shape, what):
     return tf.ensure_shape(x, expected)
 
 
-def check_built_networks(encoder, decoder):
-    """Both networks must be built Keras models, so their shapes are known up front."""
-    for role, net in (("encoder", encoder), ("decoder", decoder)):
-        if not isinstance(net, keras.Model) or not net.built:
-            raise ValueError(f"The {role} must be a built keras.Model (give it a keras.Input); got {net!r}.")
+def _as_tensor(x):
+    return x if isinstance(x, (tf.Tensor, tf.Variable)) else tf.convert_to_tensor(x)
+
+
+def diagonal_gaussian_layer(q_loc, q_scale, p_loc, p_scale, seed):
+    """A `LatentLayer` drawn from N(q_loc, q_scale) against the prior N(p_loc, p_scale), analytic KL per dimension."""
+    z = q_loc + q_scale * tf.random.stateless_normal(tf.shape(q_loc), seed=seed)
+    q, p = tfd.Normal(q_loc, q_scale), tfd.Normal(p_loc, p_scale)
+    kl_per_dim = tfd.kl_divergence(q, p)
+    log_q, log_p = (tf.reduce_sum(d.log_prob(z), axis=-1) for d in (q, p))
+    return LatentLayer(z, tfd.MultivariateNormalDiag(q_loc, q_scale), log_q, log_p,
+                       tf.reduce_sum(kl_per_dim, axis=-1), kl_per_dim)
+
+
+def tile_samples(t, num_samples):
+    """``[batch, ...]`` -> ``[num_samples * batch, ...]``, sample-major (copy k of the batch is rows k*batch...)."""
+    return tf.tile(t, tf.concat([[num_samples], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class VAE(keras.Model):
-    """A VAE trained by maximizing the ELBO, log p(x|z) - beta * KL(q(z|x) || p(z)).
+    """A VAE: ``q(z|x[, y])`` by the encoder and posterior, ``p(z)`` by the prior, ``p(x|z[, y])`` by the decoder
+    and likelihood, trained on an objective (the ELBO by default).
 
     Args:
-        encoder: a built Keras model, images ``(batch, H, W, C)`` -> ``(batch, 2 * latent_dim)``.
-        decoder: a built Keras model, codes ``(batch, latent_dim)`` -> likelihood parameters ``(batch, H, W, C)``.
+        encoder: a built Keras model, images ``(batch, H, W, C)`` -> ``(batch, 2 * latent_dim)``; for a
+            conditional model it takes ``[images, condition (batch, K)]`` (see `keras_vae.networks.conditional`).
+        decoder: a built Keras model, codes ``(batch, latent_dim)`` -> likelihood parameters ``(batch, H, W, C)``;
+            ``[codes, condition]`` for a conditional model.
         latent_dim: size of the latent code.
-        likelihood: ``"bernoulli"`` (logits; binary or [0, 1] data), ``"gaussian"`` or a likelihood layer.
-        prior: ``"standard_normal"``, ``"mixture"`` (learnable mixture of Gaussians), ``"vamp"`` (`VampPrior`)
-            or a prior layer.
-        posterior: the posterior layer (default `GaussianPosterior`).
-        beta: weight of the KL term (beta > 1 gives a beta-VAE).
-        kl_warmup_steps: ramp the KL weight linearly from 0 to ``beta`` over this many optimizer steps.
-        free_bits: minimum KL (nats) per latent dimension charged in the loss, per example; with a
-            non-factorized prior it applies to the total KL as ``free_bits * latent_dim``.
-        seed: seed for the posterior noise drawn in training.
-        iw_train_samples: K > 1 trains on the importance-weighted bound with K samples (IWAE, Burda et al.
-            2015) instead of the ELBO: ``loss`` is then -log (1/K) sum_k p(x, z_k) / q(z_k|x) in training and
-            validation (beta, KL warm-up and free bits do not enter it); the other metrics stay ELBO terms.
+        likelihood: ``"bernoulli"`` (logits; binary or [0, 1] data), ``"gaussian"`` or a `Likelihood` layer.
+        prior: ``"standard_normal"``, ``"mixture"``, ``"vamp"`` or a `Prior` layer.
+        posterior: ``"gaussian"``, ``"iaf"`` or a `Posterior` layer.
+        objective: ``"elbo"`` or an `Objective` (`ELBO`, `CapacityELBO`, `TotalCorrelationELBO`,
+            `ImportanceWeightedBound`).
+        condition: a `Condition` (or its config): what the networks are conditioned on; None for nothing.
+        seed: seed of the posterior noise drawn in training.
 
-    Data for `fit` / `evaluate`: images, or ``(images, anything)`` tuples (the rest is ignored).
-    The metrics are nats per example: ``reconstruction`` = E_q[-log p(x|z)], ``kl``, ``elbo`` =
-    -(reconstruction + kl) (at most 0 for binary data), and ``loss``, the objective that is minimized
-    (reconstruction + current beta * KL after free bits).
+    Data for `fit` / `evaluate`: images, ``(images, labels)``, ``(images, labels, sample_weight)`` or
+    ``{"images": ..., "labels": ...}``; an unconditional model ignores labels. A sample weight scales each
+    example's objective (0 leaves it out). The metrics are nats per example: ``reconstruction`` =
+    E_q[-log p(x|z)], ``kl``, ``elbo`` = -(reconstruction + kl), ``loss`` (the objective minimized; see the
+    objective) and ``skipped_steps`` (updates skipped in the epoch because the loss or a gradient was
+    not finite: the weights never take NaN).
+
+    Hooks (overridden by models whose generative structure differs, e.g. `LadderVAE`):
+    ``posterior_parameters_of`` (encoder output -> one (loc, scale) per stochastic layer),
+    ``latent_layers`` (a draw of every layer), ``mean_codes`` (decoder input at the posterior means),
+    ``codes_from_top`` (decoder input for top-layer codes), ``sample_codes`` (ancestral draw from the top
+    codes), and ``network_shapes`` (what the networks must output and take).
     """
 
-    # Conditional variants set this and take labels in decode/sample (see keras_vae.variants).
-    conditional = False
-
-    def __init__(
-        self,
-        encoder,
-        decoder,
-        latent_dim,
-        likelihood="bernoulli",
-        prior="standard_normal",
-        posterior=None,
-        beta=1.0,
-        kl_warmup_steps=0,
-        free_bits=0.0,
-        seed=None,
-        iw_train_samples=1,
-        **kwargs,
-    ):
+    def __init__(self, encoder, decoder, latent_dim, likelihood="bernoulli", prior="standard_normal",
+                 posterior="gaussian", objective="elbo", condition=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = _deserialize(encoder)
         self.decoder = _deserialize(decoder)
         self.latent_dim = int(latent_dim)
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.condition = Condition.get(condition)
         self.likelihood = get_likelihood(likelihood)
         self.prior = get_prior(prior)
-        self.posterior = _deserialize(posterior) if posterior is not None else GaussianPosterior()
-        if float(beta) < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if int(kl_warmup_steps) < 0 or float(free_bits) < 0:
-            raise ValueError(f"kl_warmup_steps and free_bits must be >= 0, got {kl_warmup_steps}, {free_bits}")
-        if int(iw_train_samples) < 1:
-            raise ValueError(f"iw_train_samples must be >= 1, got {iw_train_samples}")
-        self.iw_train_samples = int(iw_train_samples)
-        self.beta = float(beta)
-        self.kl_warmup_steps = int(kl_warmup_steps)
-        self.free_bits = float(free_bits)
+        self.posterior = get_posterior(posterior)
+        self.objective = get_objective(objective)
         self.seed = seed
         self._check_networks()
-        self.image_shape = tuple(self.encoder.inputs[0].shape[1:])  # conditional encoders: images come first
-        if hasattr(self.prior, "bind_encoder"):  # a VampPrior's components are this model's posteriors
-            if self.conditional:
-                raise ValueError(
-                    f"{type(self.prior).__name__} needs an unconditional model; {type(self).__name__} is conditional."
-                )
-            self.prior.bind_encoder(self.image_shape, self.encode)
+        self.image_shape = tuple(int(d) for d in self.encoder.inputs[0].shape[1:])
+        self.build_parts()
+        self.prior.bind(self)
         if not self.prior.built:
             self.prior.build((None, self.latent_dim))
         if not self.likelihood.built:
             self.likelihood.build((None, *self.image_shape))
         if not self.posterior.built:
             # With every layer built, Keras never traces `call` to build the model under a strategy.
-            self.posterior.build((None, 2 * self.latent_dim))
+            self.posterior.build((None, self.latent_dim))
+        self.objective.check(self)
         self.seed_generator = keras.random.SeedGenerator(seed, name="posterior_noise")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        names = [*BASE_METRICS, *self.layer_metric_names(), *self.objective.metric_names]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
+        self.nonfinite_policy = "skip"
         self.built = True  # every weight exists now: saving, loading and strategies need no build call
 
+    # ----------------------------------------------------------------- structure hooks
+    def build_parts(self):
+        """Creates and builds any layers of the model's own (none here); called before the prior is bound."""
+
+    @property
+    def latent_dims(self):
+        """Sizes of the stochastic layers, bottom first (the top one is ``latent_dim``)."""
+        return (self.latent_dim,)
+
+    def network_shapes(self):
+        """``(encoder output, decoder input)`` shapes without the batch; None where any size is allowed."""
+        return (2 * self.latent_dim,), (self.latent_dim,)
+
+    def layer_metric_names(self):
+        """Metrics of the stochastic layers beyond the total KL (``kl_1`` .. ``kl_L`` for hierarchies)."""
+        return ()
+
+    def posterior_parameters_of(self, encoder_output, training=False):
+        """One ``(loc, scale)`` per stochastic layer, bottom first, from the encoder's output."""
+        return [self.posterior.parameters_from(encoder_output)]
+
+    def latent_layers(self, parameters, seed, num_samples=1):
+        """A draw of every stochastic layer (`LatentLayer`s, bottom first), ``num_samples`` per example."""
+        loc, scale = (tile_samples(t, num_samples) for t in parameters[-1])
+        return [self.top_layer(loc, scale, seed)]
+
+    def top_layer(self, loc, scale, seed):
+        """The `LatentLayer` of the top codes: the posterior layer's q against the model's prior."""
+        q = self.posterior.distribution(loc, scale)
+        z, log_q = self.posterior.sample_and_log_prob(loc, scale, seed)
+        log_p = self.prior.log_prob(z)
+        marginal = self.prior.marginal()
+        if self.posterior.diagonal_gaussian and marginal is not None:
+            kl_per_dim = tfd.kl_divergence(tfd.Normal(loc, scale), marginal)
+            return LatentLayer(z, q, log_q, log_p, tf.reduce_sum(kl_per_dim, axis=-1), kl_per_dim)
+        return LatentLayer(z, q, log_q, log_p, log_q - log_p, None)  # Monte Carlo, one sample
+
+    def mean_codes(self, parameters):
+        """The decoder's input at the posterior means."""
+        loc, scale = parameters[-1]
+        return loc if self.posterior.diagonal_gaussian else self.posterior.distribution(loc, scale).mean()
+
+    def codes_from_top(self, z):
+        """The decoder's input for top-layer codes ``z`` (the codes themselves here)."""
+        return z
+
+    def sample_codes(self, z, temperature, seed):
+        """The decoder's input for codes ``z`` drawn from the prior (ancestral sampling of any layers below)."""
+        return z
+
+    # ----------------------------------------------------------------- input checks
     def _check_networks(self):
-        check_built_networks(self.encoder, self.decoder)
-        enc_in, enc_out = tuple(self.encoder.input_shape), tuple(self.encoder.output_shape)
-        dec_in, dec_out = tuple(self.decoder.input_shape), tuple(self.decoder.output_shape)
+        k = self.condition.size
+        for role, net in (("encoder", self.encoder), ("decoder", self.decoder)):
+            inputs = getattr(net, "inputs", None) or []
+            if not isinstance(net, keras.Model) or not net.built or len(inputs) != (2 if k else 1):
+                wanted = "two inputs (data, condition)" if k else "one input"
+                raise ValueError(f"The {role} must be a built keras.Model with {wanted} (give it keras.Input); "
+                                 f"got {net!r}.")
+        enc_in, dec_in = (tuple(net.inputs[0].shape) for net in (self.encoder, self.decoder))
+        enc_out, dec_out = (tuple(net.outputs[0].shape) for net in (self.encoder, self.decoder))
+        if k:
+            for role, net in (("encoder", self.encoder), ("decoder", self.decoder)):
+                cond_in = tuple(net.inputs[1].shape)
+                if cond_in[1:] != (k,):
+                    raise ValueError(f"The {role}'s condition input must be (batch, {k}) for "
+                                     f"{self.condition.describe()}; it is {_shape_str(cond_in)}.")
+        want_enc, want_dec = self.network_shapes()
         if len(enc_in) != 4:
             raise ValueError(f"The encoder must take images (batch, H, W, C); its input shape is {_shape_str(enc_in)}.")
-        if enc_out[1:] != (2 * self.latent_dim,):
-            raise ValueError(
-                f"The encoder must output (batch, {2 * self.latent_dim}) = 2 * latent_dim posterior parameters; "
-                f"it outputs {_shape_str(enc_out)}."
-            )
-        if dec_in[1:] != (self.latent_dim,):
-            raise ValueError(f"The decoder must take (batch, {self.latent_dim}) codes; it takes {_shape_str(dec_in)}.")
+        if len(enc_out) != 2 or (want_enc is not None and enc_out[1:] != want_enc):
+            wanted = f"(batch, {want_enc[0]})" if want_enc else "features (batch, F)"
+            raise ValueError(f"The encoder must output {wanted}; it outputs {_shape_str(enc_out)}.")
+        if dec_in[1:] != want_dec:
+            raise ValueError(f"The decoder must take (batch, {want_dec[0]}) codes; it takes {_shape_str(dec_in)}.")
         if dec_out[1:] != enc_in[1:]:
             raise ValueError(
                 f"The decoder output {_shape_str(dec_out)} must match the encoder input {_shape_str(enc_in)}."
             )
 
-    # ----------------------------------------------------------------- input checks
     def _check_images(self, x):
-        x = tf.convert_to_tensor(x) if not isinstance(x, (tf.Tensor, tf.Variable)) else x
+        x = _as_tensor(x)
         if not (x.dtype.is_floating or x.dtype.is_integer or x.dtype == tf.bool):
             raise ValueError(f"Expected numeric images, got dtype {x.dtype.name}.")
-        return tf.cast(_checked_shape(x, self.image_shape, "images"), tf.float32)
+        return tf.cast(checked_shape(x, self.image_shape, "images"), tf.float32)
 
     def _check_codes(self, z):
-        z = tf.convert_to_tensor(z) if not isinstance(z, (tf.Tensor, tf.Variable)) else z
+        z = _as_tensor(z)
         if not z.dtype.is_floating:
             raise ValueError(f"Expected floating-point latent codes, got dtype {z.dtype.name}.")
-        return tf.cast(_checked_shape(z, (self.latent_dim,), "latent codes"), tf.float32)
+        return tf.cast(checked_shape(z, (self.latent_dim,), "latent codes"), tf.float32)
+
+    def _condition_of(self, labels, batch_size):
+        """The networks' condition input (float [batch, K]) for ``labels``, or None for an unconditional model."""
+        return self.condition.encode(labels, batch_size) if self.condition else None
 
     @staticmethod
-    def images_from(data):
-        """The images in a batch from `fit`: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``."""
-        if isinstance(data, (tuple, list)):
-            return data[0]
+    def unpack(data):
+        """``(images, labels, sample_weight)`` of a batch: images, a tuple, or ``{"images", "labels"}``."""
+        if isinstance(data, (tuple, list)) and len(data) == 1 and isinstance(data[0], (tuple, list, dict)):
+            data = data[0]  # predict((images, labels)) hands its x over as a 1-tuple
         if isinstance(data, dict):
-            if "image" not in data:
-                raise ValueError(f"A dict batch must hold the images under 'image'; it has keys {sorted(data)}.")
-            return data["image"]
-        return data
+            if "images" not in data:
+                raise ValueError(f"A dict batch holds the images under 'images'; it has keys {sorted(data)}.")
+            return data["images"], data.get("labels"), data.get("sample_weight")
+        return keras.utils.unpack_x_y_sample_weight(data)
 
-    # ----------------------------------------------------------------- distributions
-    def encode(self, x, training=False):
-        """Returns the posterior q(z|x) as a tfp `MultivariateNormalDiag` with batch shape ``[batch]``."""
-        return self.posterior_from(self.posterior_parameters(x, training=training))
+    # ----------------------------------------------------------------- networks
+    def encoder_output(self, x, condition, training=False):
+        return self.encoder(x if condition is None else [x, condition], training=training)
 
-    def posterior_parameters(self, x, training=False):
+    def decoder_output_of(self, codes, condition, training=False):
+        return self.decoder(codes if condition is None else [codes, condition], training=training)
+
+    # ----------------------------------------------------------------- public API
+    def posterior_parameters(self, x, labels=None, training=False):
         """The encoder's posterior parameters for ``x``: a list of ``(loc, scale)`` pairs, ``[batch, d]`` each.
 
         One pair per stochastic layer, bottom first (one for this model). They are what
@@ -189,45 +275,52 @@ class VAE(keras.Model):
         `keras_vae.refine_posterior`.
         """
         x = self._check_images(x)
-        return [self.posterior.parameters_from(self.encoder(x, training=training))]
+        condition = self._condition_of(labels, tf.shape(x)[0])
+        return self.posterior_parameters_of(self.encoder_output(x, condition, training=training), training=training)
 
     def posterior_from(self, parameters):
         """q(z|x) of the top layer from `posterior_parameters`."""
-        loc, scale = parameters[-1]
-        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+        return self.posterior.distribution(*parameters[-1])
 
-    def decoder_output(self, z, training=False):
-        """Raw decoder output (likelihood parameters: logits or means) for codes z."""
-        return self.decoder(self._check_codes(z), training=training)
+    def encode(self, x, labels=None, training=False):
+        """The top layer's posterior q(z|x[, y]), a tfp distribution with batch shape ``[batch]``."""
+        return self.posterior_from(self.posterior_parameters(x, labels, training=training))
 
-    def decode(self, z):
+    def decoder_output(self, z, labels=None, training=False):
+        """Raw decoder output (likelihood parameters: logits or means) for top-layer codes ``z``."""
+        z = self._check_codes(z)
+        condition = self._condition_of(labels, tf.shape(z)[0])
+        return self.decoder_output_of(self.codes_from_top(z), condition, training=training)
+
+    def decode(self, z, labels=None):
         """Likelihood mean in data space for codes ``z``: pixel probabilities for Bernoulli, means for Gaussian."""
-        return self.likelihood.mean(self.decoder_output(z))
+        return self.likelihood.mean(self.decoder_output(z, labels))
 
-    def reconstruct(self, x):
-        """Decodes the posterior mean of each input."""
-        return self.decode(self.encode(x).mean())
-
-    def sample(self, num_samples, temperature=1.0, seed=None):
-        """Draws codes from the prior (scaled by ``temperature``) and returns their decoded means."""
-        return self.decode(self.sample_prior(num_samples, temperature=temperature, seed=seed))
+    def reconstruct(self, x, labels=None):
+        """Decodes the posterior means of each input."""
+        x = self._check_images(x)
+        condition = self._condition_of(labels, tf.shape(x)[0])
+        parameters = self.posterior_parameters_of(self.encoder_output(x, condition))
+        return self.likelihood.mean(self.decoder_output_of(self.mean_codes(parameters), condition))
 
     def sample_prior(self, num_samples, temperature=1.0, seed=None):
         """Codes ``[num_samples, latent_dim]`` from the prior; ``temperature`` scales the spread."""
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        if not float(temperature) > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        seed = keras.random.SeedGenerator(seed).next() if seed is not None else self.seed_generator.next()
-        return self.prior.sample(int(num_samples), temperature=float(temperature), seed=tf.cast(seed, tf.int32))
+        num_samples, temperature = _checked_sampling(num_samples, temperature)
+        return self.prior.sample(num_samples, temperature=temperature, seed=self._sampling_seed(seed))
 
-    def current_beta(self):
-        """The KL weight at the current optimizer step (ramped when ``kl_warmup_steps`` > 0)."""
-        beta = tf.constant(self.beta, tf.float32)
-        if self.kl_warmup_steps and getattr(self, "optimizer", None) is not None:
-            step = tf.cast(self.optimizer.iterations + 1, tf.float32)
-            beta = beta * tf.minimum(1.0, step / float(self.kl_warmup_steps))
-        return beta
+    def sample(self, num_samples, temperature=1.0, seed=None, labels=None):
+        """Decoded prior samples ``[num_samples, H, W, C]``; a conditional model takes one label or one per sample."""
+        num_samples, temperature = _checked_sampling(num_samples, temperature)
+        condition = self._condition_of(labels, num_samples)
+        base = self._sampling_seed(seed)
+        z = self.prior.sample(num_samples, temperature=temperature, seed=base)
+        # Folded so layers below the top draw other noise than the top layer, from the same seed.
+        codes = self.sample_codes(z, temperature, tf.random.experimental.stateless_fold_in(base, 1))
+        return self.likelihood.mean(self.decoder_output_of(codes, condition))
+
+    def _sampling_seed(self, seed):
+        seed = keras.random.SeedGenerator(seed).next() if seed is not None else self.seed_generator.next()
+        return tf.cast(seed, tf.int32)
 
     def noise_seed(self):
         """A fresh stateless seed for this step, distinct on every replica of a tf.distribute strategy."""
@@ -237,145 +330,212 @@ class VAE(keras.Model):
             seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
         return seed
 
-    def sample_posterior(self, posterior):
-        """One reparameterized draw z ~ q(z|x) per example."""
-        return posterior.sample(seed=self.noise_seed())
+    def optimizer_step(self):
+        """The optimizer's step count as a float (0 before compile): schedules of objectives read it."""
+        if getattr(self, "optimizer", None) is None:
+            return tf.constant(0.0)
+        return tf.cast(self.optimizer.iterations, tf.float32)
 
-    def kl_divergence(self, posterior, z):
-        """Per-example KL(q(z|x) || p(z)): analytic when tfp has it, else the Monte Carlo estimate at ``z``."""
-        if getattr(self.prior, "factorized", False):  # mixtures never have a closed form
-            try:
-                return tfd.kl_divergence(posterior, self.prior.distribution())
-            except NotImplementedError:  # e.g. a flow posterior
-                pass
-        return posterior.log_prob(z) - self.prior.log_prob(z)
+    # ----------------------------------------------------------------- bounds
+    def draw(self, x, labels=None, num_samples=1, seed=None, training=False, parameters=None):
+        """One joint draw of every layer per example and sample, with the decoder's log-likelihood.
 
-    def kl_per_dimension(self, posterior):
-        """Per-example, per-dimension KL ``[batch, latent_dim]``; needs a factorized prior."""
-        if not getattr(self.prior, "factorized", False):
-            raise ValueError(f"A per-dimension KL needs a factorized prior; {type(self.prior).__name__} is not.")
-        q = tfd.Normal(loc=posterior.mean(), scale=posterior.stddev())
-        return tfd.kl_divergence(q, self.prior.marginal())
+        Returns ``(layers, log_px_z)``: `LatentLayer`s (bottom first) and ``log p(x | z)``, all
+        ``[num_samples * batch]``, sample-major.
+        """
+        x = self._check_images(x)
+        batch = tf.shape(x)[0]
+        condition = self._condition_of(labels, batch)
+        if parameters is None:
+            parameters = self.posterior_parameters_of(self.encoder_output(x, condition, training), training)
+        layers = self.latent_layers(parameters, self.noise_seed() if seed is None else seed, num_samples)
+        if condition is not None:
+            condition = tile_samples(condition, num_samples)
+        out = self.decoder_output_of(layers[0].z, condition, training=training)
+        out = tf.reshape(out, tf.concat([[num_samples, batch], tf.shape(out)[1:]], 0))
+        log_px_z = tf.reshape(self.likelihood.log_prob(x[tf.newaxis], out), [num_samples * batch])
+        return layers, log_px_z
 
-    def _kl_charged(self, posterior, kl):
-        if not self.free_bits:
-            return kl
-        if getattr(self.prior, "factorized", False):
-            return tf.reduce_sum(tf.maximum(self.kl_per_dimension(posterior), self.free_bits), axis=-1)
-        return tf.maximum(kl, self.free_bits * self.latent_dim)
+    def elbo_terms(self, x, labels=None, training=False):
+        """Per-example ELBO terms, each ``[batch]`` in nats, and the draw they came from.
 
-    def elbo_parts(self, x, training=False):
-        """The posterior, one draw z from it, and the per-example ``-log p(x|z)`` and KL."""
-        posterior = self.encode(x, training=training)
-        z = self.sample_posterior(posterior)
-        reconstruction = -self.likelihood.log_prob(tf.cast(x, tf.float32), self.decoder(z, training=training))
-        return posterior, z, reconstruction, self.kl_divergence(posterior, z)
+        Returns ``(terms, layers)``: ``terms`` has ``reconstruction``, ``kl``, ``elbo`` (and ``kl_1`` ..
+        ``kl_L`` for hierarchies); objectives add ``loss`` and their own terms.
+        """
+        layers, log_px_z = self.draw(x, labels, training=training)
+        kl = tf.add_n([layer.kl for layer in layers])
+        terms = {"reconstruction": -log_px_z, "kl": kl, "elbo": log_px_z - kl}
+        for name, layer in zip(self.layer_metric_names(), layers):
+            terms[name] = layer.kl
+        return terms, layers
 
-    def compute_terms(self, x, training=False):
-        """Per-example objective terms, each ``[batch]`` in nats: loss, reconstruction, kl, elbo."""
-        posterior, _, reconstruction, kl = self.elbo_parts(x, training=training)
-        loss = reconstruction + self.current_beta() * self._kl_charged(posterior, kl)
-        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
-
-    def log_importance_weights(self, x, num_samples, seed=None, training=False, parameters=None):
-        """``log p(x|z_k) + log p(z_k) - log q(z_k|x)`` for k samples: ``[num_samples, batch]``.
+    def log_importance_weights(self, x, num_samples, seed=None, labels=None, training=False, parameters=None):
+        """``log p(x, z_k) - log q(z_k|x)`` for ``num_samples`` joint draws: ``[num_samples, batch]``.
 
         ``parameters`` (as from `posterior_parameters`) replaces the encoder's proposal q(z|x).
         """
-        if parameters is None:
-            parameters = self.posterior_parameters(x, training=training)
-        posterior = self.posterior_from(parameters)
-        x = tf.cast(self._check_images(x), tf.float32)
-        seed = self.noise_seed() if seed is None else seed
-        z = posterior.sample(num_samples, seed=seed)  # [k, batch, d]
-        batch = tf.shape(z)[1]
-        logits = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
-        logits = tf.reshape(logits, tf.concat([[num_samples, batch], tf.shape(logits)[1:]], 0))
-        log_px_z = self.likelihood.log_prob(x[tf.newaxis], logits)
-        return log_px_z + self.prior.log_prob(z) - posterior.log_prob(z)
+        layers, log_px_z = self.draw(x, labels, num_samples, seed, training, parameters)
+        log_w = log_px_z + tf.add_n([layer.log_p - layer.log_q for layer in layers])
+        return tf.reshape(log_w, [num_samples, tf.shape(layers[0].z)[0] // num_samples])
 
     # ----------------------------------------------------------------- Keras plumbing
-    def _check_data(self, x):
-        """Checks the image shape of `fit`/`evaluate` data up front, so the error is a ValueError."""
-        if isinstance(x, tf.data.Dataset):
-            spec = self.images_from(x.element_spec)
-            shape = tuple(spec.shape) if spec.shape.rank is not None else None
-        elif hasattr(x, "shape") and hasattr(x, "dtype"):
-            shape = tuple(x.shape)
-        else:
-            return  # generators and PyDatasets are checked when the step is traced or run
-        if shape is not None:
-            _checked_shape(tf.TensorSpec(shape), self.image_shape, "images")
-
-    def fit(self, x=None, *args, **kwargs):
-        self._check_data(x)
-        return super().fit(x, *args, **kwargs)
-
-    def evaluate(self, x=None, *args, **kwargs):
-        self._check_data(x)
-        return super().evaluate(x, *args, **kwargs)
-
-    def call(self, x, training=False):
-        """Returns posterior parameters and the decoder output at the posterior mean (all tensors)."""
+    def call(self, x, labels=None, training=False):
+        """Reconstructions in data space (pixel probabilities for Bernoulli): what `predict(images)` returns."""
         x = self._check_images(x)
-        loc, scale = self.posterior.parameters_from(self.encoder(x, training=training))
-        return {"loc": loc, "scale": scale, "decoder_output": self.decoder(loc, training=training)}
+        condition = self._condition_of(labels, tf.shape(x)[0])
+        parameters = self.posterior_parameters_of(self.encoder_output(x, condition, training), training)
+        return self.likelihood.mean(self.decoder_output_of(self.mean_codes(parameters), condition, training))
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, nonfinite="skip", **kwargs):
+        """Compiles with ``optimizer`` only: the model owns its objective and metrics.
+
+        Args:
+            nonfinite: ``"skip"`` (default) skips an update whose loss or gradient is not finite and counts it
+                in ``skipped_steps``; ``"stop"`` also stops `fit` with `NonFiniteLossError`.
+        """
+        for name, value in (("loss", loss), ("metrics", metrics), ("loss_weights", kwargs.get("loss_weights")),
+                            ("weighted_metrics", kwargs.get("weighted_metrics"))):
+            if value is not None:
+                raise ValueError(f"{type(self).__name__}.compile takes no {name}=: the model trains on its own "
+                                 f"objective ({type(self.objective).__name__}) and reports its own metrics. "
+                                 "Choose the objective when building the model.")
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {list(NONFINITE_POLICIES)}, got {nonfinite!r}")
+        self.nonfinite_policy = nonfinite
+        optimizer = keras.optimizers.get(optimizer)
+        if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer) and \
+                keras.mixed_precision.global_policy().name != "mixed_float16":
+            optimizer = NonFiniteSkipping(optimizer)  # under mixed_float16 Keras adds its dynamic one
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        return config if config is None else {**config, "nonfinite": self.nonfinite_policy}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        keep = ("optimizer", "nonfinite", "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss_with_mixed_precision")
+        self.compile(**{k: v for k, v in config.items() if k in keep and v is not None})
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)  # so the saved optimizer state can be restored
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' `Model.export`, with the model's own input signature: images ``[batch, H, W, C]`` float32
+        (and ``labels`` for a conditional model) -> reconstructions, as `predict` gives them.
+
+        For TF Serving signatures of the decoder (sampling, scores) and TFLite files, use
+        `keras_vae.export.export_model`.
+        """
+        if input_signature is None:
+            input_signature = [tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")]
+            if self.condition:
+                input_signature.append(self.condition.label_spec("labels"))
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
+    def predict_step(self, data):
+        x, labels, _ = self.unpack(data)
+        return self(x, labels=labels if self.condition else None)
 
     @property
     def metrics(self):
         return list(self.trackers.values())
 
-    def _update_metrics(self, terms, weight=None):
+    def _update_metrics(self, terms, weight):
         for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name], sample_weight=weight)
+            if name != "skipped_steps":
+                tracker.update_state(terms[name], sample_weight=weight)
         return {m.name: m.result() for m in self.metrics}
 
-    def _total_loss(self, terms):
+    def _total_loss(self, terms, sample_weight):
         # Sum over the local batch divided by the *global* batch size: Keras sums gradients
         # across replicas, so this yields the mean gradient on any number of replicas.
-        loss = tf.nn.compute_average_loss(terms["loss"])
+        loss = tf.nn.compute_average_loss(terms["loss"], sample_weight=sample_weight)
         if self.losses:
             loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         return loss
 
-    def _objective_terms(self, x, training):
-        terms = self.compute_terms(x, training=training)
-        if self.iw_train_samples > 1:
-            log_w = self.log_importance_weights(x, self.iw_train_samples, training=training)
-            terms["loss"] = math.log(self.iw_train_samples) - tf.reduce_logsumexp(log_w, axis=0)
-        return terms
+    def _batch(self, data):
+        x, labels, sample_weight = self.unpack(data)
+        if sample_weight is not None:
+            sample_weight = tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+        return x, (labels if self.condition else None), sample_weight
 
     def train_step(self, data):
-        x = self.images_from(data)
+        x, labels, sample_weight = self._batch(data)
         with tf.GradientTape() as tape:
-            terms = self._objective_terms(x, training=True)
-            loss = self._total_loss(terms)
+            terms = self.objective.terms(self, x, labels, training=True)
+            loss = self._total_loss(terms, sample_weight)
             scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
         grads = tape.gradient(scaled_loss, self.trainable_weights)
-        weight = None
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):  # it skips non-finite steps
-            grads, terms, weight = _skip_nonfinite_everywhere(grads, terms)
+        grads, terms, finite = _skip_nonfinite_everywhere(grads, terms)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update_metrics(terms, weight)
+        self.trackers["skipped_steps"].update_state(1.0 - finite)
+        # Per example, not a scalar: Keras' Mean turns a scalar weight on a replica's empty batch into NaN.
+        weight = tf.fill(tf.shape(terms["loss"]), finite)
+        return self._update_metrics(terms, weight if sample_weight is None else weight * sample_weight)
 
     def test_step(self, data):
-        return self._update_metrics(self._objective_terms(self.images_from(data), training=False))
+        x, labels, sample_weight = self._batch(data)
+        return self._update_metrics(self.objective.terms(self, x, labels, training=False), sample_weight)
+
+    def _check_data(self, x):
+        """Checks the data of `fit`/`evaluate` up front, so a wrong shape, dtype or range is a ValueError."""
+        if isinstance(x, tf.data.Dataset):
+            spec = self.unpack(x.element_spec)[0]
+            if spec.shape.rank is not None:
+                checked_shape(tf.TensorSpec(spec.shape), self.image_shape, "images")
+            if spec.dtype.is_integer and self.likelihood.data_range is not None:
+                raise ValueError(_integer_images_message(spec.dtype.name, self.likelihood))
+            return
+        if isinstance(x, dict):
+            x = self.unpack(x)[0]
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            checked_shape(tf.TensorSpec(tuple(x.shape)), self.image_shape, "images")
+            check_data_range(np.asarray(x), self.likelihood)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x)
+        y = self._placeholder_labels(x, y, kwargs)
+        if isinstance(x, (np.ndarray, tf.Tensor)):
+            self.objective.observe_dataset_size(int(x.shape[0]) - _validation_count(x, kwargs))
+        self.objective.check_ready()
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if self.nonfinite_policy == "stop":
+            callbacks.append(StopOnSkippedStep())
+        history = super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+        skipped = sum(history.history.get("skipped_steps", []))
+        if skipped:
+            warnings.warn(f"{int(skipped)} training steps had a non-finite loss or gradient and were skipped "
+                          "(the weights stayed finite): check the data for NaN/Inf or lower the learning rate.",
+                          RuntimeWarning, stacklevel=2)
+        return history
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x)
+        y = self._placeholder_labels(x, y, kwargs)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _placeholder_labels(self, x, y, kwargs):
+        """Keras drops ``sample_weight`` when there is no ``y``: an unconditional model gets unused labels, so
+        the weights arrive."""
+        if y is None and kwargs.get("sample_weight") is not None and not self.condition and hasattr(x, "shape"):
+            return np.zeros([int(x.shape[0])], np.float32)
+        return y
 
     def get_config(self):
+        serialize = keras.saving.serialize_keras_object
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "encoder": serialize(self.encoder),
+            "decoder": serialize(self.decoder),
             "latent_dim": self.latent_dim,
-            "likelihood": keras.saving.serialize_keras_object(self.likelihood),
-            "prior": keras.saving.serialize_keras_object(self.prior),
-            "posterior": keras.saving.serialize_keras_object(self.posterior),
-            "beta": self.beta,
-            "kl_warmup_steps": self.kl_warmup_steps,
-            "free_bits": self.free_bits,
+            "likelihood": serialize(self.likelihood),
+            "prior": serialize(self.prior),
+            "posterior": serialize(self.posterior),
+            "objective": serialize(self.objective),
+            "condition": self.condition.get_config(),
             "seed": self.seed,
-            "iw_train_samples": self.iw_train_samples,
         }
 
     @classmethod
@@ -383,12 +543,63 @@ class VAE(keras.Model):
         return cls(**config)
 
 
-def _skip_nonfinite_everywhere(grads, terms):
-    """Makes a LossScaleOptimizer's skip of a non-finite step global, and keeps the step out of the metrics.
+class StopOnSkippedStep(keras.callbacks.Callback):
+    """Stops `fit` at the first skipped (non-finite) step: ``compile(nonfinite="stop")``."""
 
-    The optimizer tests the gradients of the first replica only (before the all-reduce), so a NaN on
-    another replica would reach every replica's weights through the sum. A non-finite loss or gradient on
-    any replica turns all gradients to NaN (every replica skips), and the step's terms get weight 0.
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and logs.get("skipped_steps", 0) > 0:
+            self.model.stop_training = True
+            raise NonFiniteLossError(
+                f"Non-finite loss or gradient at batch {batch + 1} (nonfinite='stop'). The update was not applied; "
+                "the weights hold the last finite state. Check the data for NaN/Inf, lower the learning rate or "
+                "clip gradients (clipnorm)."
+            )
+
+
+def _checked_sampling(num_samples, temperature):
+    if int(num_samples) < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if not (math.isfinite(float(temperature)) and float(temperature) > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    return int(num_samples), float(temperature)
+
+
+def _validation_count(x, fit_kwargs):
+    split = float(fit_kwargs.get("validation_split") or 0.0)
+    return int(int(x.shape[0]) * split)
+
+
+def _integer_images_message(dtype, likelihood):
+    low, high = likelihood.data_range
+    return (f"Images have integer dtype {dtype}; {type(likelihood).__name__} models data in [{low}, {high}]: "
+            "convert them to float32 (for 8-bit images, images / 255).")
+
+
+def check_data_range(images, likelihood):
+    """Raises a ValueError when numpy ``images`` are not finite or outside the likelihood's data range."""
+    if images.dtype.kind in "iu" and likelihood.data_range is not None and images.size and images.max() > 1:
+        raise ValueError(_integer_images_message(images.dtype.name, likelihood))
+    if images.dtype.kind == "f" and images.size:
+        if not np.all(np.isfinite(images)):
+            # Not an error for fit: the step guard skips such batches; but say it plainly up front.
+            warnings.warn(f"The images hold {int(np.sum(~np.isfinite(images)))} non-finite values (NaN/Inf): "
+                          "the batches holding them will be skipped.", RuntimeWarning, stacklevel=3)
+            images = images[np.isfinite(images)]
+        if likelihood.data_range is not None and images.size:
+            low, high = likelihood.data_range
+            if images.min() < low or images.max() > high:
+                raise ValueError(f"Images must lie in [{low}, {high}] for {type(likelihood).__name__}; they span "
+                                 f"[{images.min():.4g}, {images.max():.4g}]. Rescale them, or use "
+                                 "likelihood='gaussian' for real-valued data.")
+
+
+def _skip_nonfinite_everywhere(grads, terms):
+    """Makes the optimizer's skip of a non-finite step global, and keeps the step out of the metrics.
+
+    The loss-scale optimizer tests the gradients of the first replica only (before the all-reduce), so a
+    NaN on another replica would reach every replica's weights through the sum. A non-finite loss or
+    gradient on any replica turns all gradients to NaN (every replica skips), and the step's terms get
+    weight 0. Returns ``(grads, terms, finite)`` with ``finite`` 1.0 or 0.0.
     """
     local_finite = tf.reduce_all(
         [tf.reduce_all(tf.math.is_finite(t)) for t in [*terms.values(), *grads] if t is not None]

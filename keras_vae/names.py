@@ -38,7 +38,7 @@ VARIANTS = {
     "beta_vae": ("capacity_max", "capacity_steps", "gamma"),
     "beta_tcvae": ("dataset_size", "alpha", "gamma"),
     "cvae": (),  # a VAE that must be given num_classes or label_dim
-    "ladder": ("lower_latent_dims", "ladder_units", "ladder_activation"),
+    "ladder": ("lower_latent_dims", "ladder_units"),
     "iaf": (),  # a VAE with the IAF posterior (num_flows, flow_units)
 }
 
@@ -74,3 +74,12 @@ def check_model_options(variant, architecture, options):
                 hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"Unknown model option {key!r} for variant {variant!r} with architecture "
                              f"{architecture!r}.{hint}")
+
+
+def registry(kind, declared, classes):
+    """``{name: class}`` for classes whose ``name_key`` are exactly the ``declared`` names (else a RuntimeError:
+    the TensorFlow-free names above and the classes must not drift apart)."""
+    table = {cls.name_key: cls for cls in classes}
+    if tuple(table) != tuple(declared):
+        raise RuntimeError(f"The {kind} classes {sorted(table)} do not match keras_vae.names ({list(declared)}).")
+    return table

@@ -138,3 +138,48 @@ def conv_decoder(
 
 
 ARCHITECTURES = {"mlp": (mlp_encoder, mlp_decoder), "conv": (conv_encoder, conv_decoder)}
+
+
+def conditional_encoder(inner, image_shape, condition_dim, name="encoder"):
+    """``[images, condition] -> inner(images with the condition tiled as extra channels)``.
+
+    ``inner`` must take ``(H, W, C + condition_dim)`` images (e.g. ``conv_encoder`` built for that shape).
+    """
+    height, width, _ = image_shape
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    condition = keras.Input(shape=(condition_dim,), name="condition")
+    tiled = keras.layers.Reshape((height, width, condition_dim))(keras.layers.RepeatVector(height * width)(condition))
+    outputs = inner(keras.layers.Concatenate(axis=-1)([images, tiled]))
+    return keras.Model([images, condition], outputs, name=name)
+
+
+def conditional_decoder(inner, latent_dim, condition_dim, name="decoder"):
+    """``[z, condition] -> inner(concat(z, condition))``; ``inner`` takes ``latent_dim + condition_dim`` codes."""
+    z = keras.Input(shape=(latent_dim,), name="z")
+    condition = keras.Input(shape=(condition_dim,), name="condition")
+    outputs = inner(keras.layers.Concatenate(axis=-1)([z, condition]))
+    return keras.Model([z, condition], outputs, name=name)
+
+
+def build_networks(architecture, image_shape, encoder_latent_dim, decoder_latent_dim, condition_dim=0, **options):
+    """An encoder (images -> ``2 * encoder_latent_dim`` outputs) and a mirrored decoder (``decoder_latent_dim``
+    codes -> images).
+
+    With ``condition_dim`` > 0 both take the condition as a second input (`conditional_encoder`,
+    `conditional_decoder`). ``options`` are the architecture's network options.
+    """
+    make_encoder, make_decoder = ARCHITECTURES[architecture]
+    decoder_options = dict(options)
+    for key in ("hidden_units", "filters"):
+        if key in decoder_options:  # the decoder mirrors the encoder
+            decoder_options[key] = tuple(reversed(decoder_options[key]))
+    if not condition_dim:
+        return (make_encoder(image_shape, encoder_latent_dim, **options),
+                make_decoder(image_shape, decoder_latent_dim, **decoder_options))
+    height, width, channels = image_shape
+    inner_encoder = make_encoder((height, width, channels + condition_dim), encoder_latent_dim, name="image_encoder",
+                                 **options)
+    inner_decoder = make_decoder(image_shape, decoder_latent_dim + condition_dim, name="code_decoder",
+                                 **decoder_options)
+    return (conditional_encoder(inner_encoder, image_shape, condition_dim),
+            conditional_decoder(inner_decoder, decoder_latent_dim, condition_dim))

@@ -1,120 +1,272 @@
-"""Bounds on log p(x) used for evaluation, and per-example refinement of their proposal.
+"""Training objectives: what a model minimizes, as objects any model takes (``VAE(..., objective=...)``).
+
+Each objective turns the model's per-example ELBO terms (`VAE.elbo_terms`) into a ``loss`` and adds
+metrics of its own. All are nats per example.
+
+- `ELBO`: ``reconstruction + beta * KL`` with KL warm-up and free bits (beta > 1: the beta-VAE of
+  Higgins et al. 2017).
+- `CapacityELBO`: ``reconstruction + gamma * |KL - C|`` with the capacity C ramped linearly
+  (Burgess et al. 2018).
+- `TotalCorrelationELBO`: the KL split into index-code MI, total correlation and dimension-wise KL,
+  weighted alpha / beta / gamma (beta-TCVAE, Chen et al. 2018).
+- `ImportanceWeightedBound`: the K-sample importance-weighted bound (IWAE, Burda et al. 2015).
 
 Example:
 
->>> log_px = iwae_bound(vae, images, num_samples=5000, chunk_size=500, seed=0)   # [batch], nats
->>> refined = refine_posterior(vae, images, steps=200)                          # the model is unchanged
->>> tighter = iwae_bound(vae, images, num_samples=5000, parameters=refined)
+>>> vae = keras_vae.build_vae((64, 64, 1), 10, objective=TotalCorrelationELBO(beta=6.0, dataset_size=663552))
+>>> get_objective("elbo").get_config()
+{'beta': 1.0, 'kl_warmup_steps': 0, 'free_bits': 0.0}
 """
 
 import math
 
+import keras
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+from keras_vae import names
+from keras_vae._lookup import resolve
+
+tfd = tfp.distributions
 
 
-def iwae_bound(model, x, num_samples=5000, chunk_size=500, seed=0, parameters=None):
-    """Importance-weighted estimate of log p(x) per example (Burda et al. 2015), in nats.
+def _finite_at_least(name, value, low):
+    value = float(value)
+    if not (math.isfinite(value) and value >= low):
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
+    return value
 
-    ``log (1/K) sum_k p(x, z_k) / q(z_k|x)`` with ``K = num_samples``; it is a lower bound on
-    log p(x) that tightens as K grows (K=1 is the ELBO). Samples are drawn ``chunk_size`` at a time
-    so memory stays bounded by ``chunk_size * batch`` decoded images whatever K is.
+
+def _steps(name, value, low=0):
+    if isinstance(value, bool) or int(value) != float(value) or int(value) < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    return int(value)
+
+
+class Objective:
+    """Base class: ``terms(model, x, labels, training)`` -> per-example dict with ``loss`` and the model's terms.
+
+    Hooks: ``metric_names`` (extra metrics the terms carry), `check` (refuse a model the objective cannot
+    train, when the model is built), `observe_dataset_size` / `check_ready` (for objectives that need the
+    number of training examples, which `fit` supplies when it knows it).
+    """
+
+    metric_names = ()
+    name_key = None
+
+    def terms(self, model, x, labels, training):
+        raise NotImplementedError
+
+    def check(self, model):
+        """Raises a ValueError if ``model`` cannot be trained on this objective."""
+
+    def observe_dataset_size(self, size):
+        """Told the number of training examples when `fit` knows it."""
+
+    def check_ready(self):
+        """Raises a ValueError if something the objective needs is still missing when `fit` starts."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _warmup(model, kl_warmup_steps):
+    """1 after ``kl_warmup_steps`` optimizer steps, rising linearly from 0 before (1 when there is no warm-up)."""
+    if not kl_warmup_steps:
+        return tf.constant(1.0)
+    return tf.minimum(1.0, (model.optimizer_step() + 1.0) / float(kl_warmup_steps))
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class ELBO(Objective):
+    """``reconstruction + beta * KL``: the negative ELBO for beta = 1.
 
     Args:
-        model: a `VAE` (anything with ``log_importance_weights(x, k, seed, parameters=...)``).
-        x: images ``[batch, H, W, C]``.
-        num_samples: K, the number of importance samples.
-        chunk_size: samples decoded at once.
-        seed: integer; the same seed gives the same estimate.
-        parameters: the proposal q(z|x) as ``model.posterior_parameters(x)`` gives it (e.g. from
-            `refine_posterior`); by default the encoder's. Any proposal gives a bound on log p(x) of the same
-            model: a closer one gives a tighter bound.
+        beta: weight of the KL term (beta > 1 gives a beta-VAE).
+        kl_warmup_steps: ramp the KL weight linearly from 0 to ``beta`` over this many optimizer steps.
+        free_bits: minimum KL (nats) per latent dimension charged in the loss, per example; where a layer
+            has no per-dimension KL it applies to the layer's total as ``free_bits * dims``.
     """
-    if int(num_samples) < 1 or int(chunk_size) < 1:
-        raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}")
-    partial = []
-    done = 0
-    chunk_index = 0
-    while done < num_samples:
-        k = min(chunk_size, num_samples - done)
-        chunk_seed = tf.constant([seed, chunk_index], tf.int32)
-        log_w = model.log_importance_weights(x, k, seed=chunk_seed, parameters=parameters)
-        partial.append(tf.reduce_logsumexp(log_w, axis=0))
-        done += k
-        chunk_index += 1
-    return tf.reduce_logsumexp(tf.stack(partial), axis=0) - math.log(num_samples)
+
+    name_key = "elbo"
+
+    def __init__(self, beta=1.0, kl_warmup_steps=0, free_bits=0.0):
+        self.beta = _finite_at_least("beta", beta, 0.0)
+        self.kl_warmup_steps = _steps("kl_warmup_steps", kl_warmup_steps)
+        self.free_bits = _finite_at_least("free_bits", free_bits, 0.0)
+
+    def charged_kl(self, layers):
+        """The KL the loss charges: each layer's, with free bits applied."""
+        if not self.free_bits:
+            return tf.add_n([layer.kl for layer in layers])
+        charged = []
+        for layer in layers:
+            if layer.kl_per_dim is not None:
+                charged.append(tf.reduce_sum(tf.maximum(layer.kl_per_dim, self.free_bits), axis=-1))
+            else:
+                charged.append(tf.maximum(layer.kl, self.free_bits * int(layer.z.shape[-1])))
+        return tf.add_n(charged)
+
+    def terms(self, model, x, labels, training):
+        terms, layers = model.elbo_terms(x, labels, training=training)
+        beta = self.beta * _warmup(model, self.kl_warmup_steps)
+        return {**terms, "loss": terms["reconstruction"] + beta * self.charged_kl(layers)}
+
+    def get_config(self):
+        return {"beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps, "free_bits": self.free_bits}
 
 
-def refine_posterior(model, x, steps=200, learning_rate=0.01, num_samples=10, seed=0):
-    """Per-example posterior parameters moved uphill on the ``num_samples`` importance-weighted bound.
+@keras.saving.register_keras_serializable(package="keras_vae")
+class CapacityELBO(Objective):
+    """``reconstruction + gamma * |KL - C|`` with the target capacity C (nats) rising linearly from 0 to
+    ``capacity_max`` over ``capacity_steps`` optimizer steps: the KL is pushed towards C rather than to 0,
+    so latent dimensions switch on one at a time as C grows (Burgess et al. 2018). Metrics add ``capacity``.
+    """
 
-    Starts from the encoder's ``model.posterior_parameters(x)`` and takes ``steps`` Adam steps on each
-    example's own locations and log scales, with the model's weights fixed (semi-amortized inference,
-    Kim et al. 2018; the "amortization gap" of Cremer et al. 2018). An encoder that overfits its training
-    images proposes poorly on new ones; the refined proposal makes `iwae_bound` of the *same model* tighter.
+    metric_names = ("capacity",)
+    name_key = "capacity"
+
+    def __init__(self, capacity_max=25.0, capacity_steps=100_000, gamma=1000.0):
+        self.capacity_max = _finite_at_least("capacity_max", capacity_max, 0.0)
+        self.capacity_steps = _steps("capacity_steps", capacity_steps, 1)
+        self.gamma = _finite_at_least("gamma", gamma, 0.0)
+
+    def capacity(self, model):
+        """The target KL C at the model's current optimizer step."""
+        return self.capacity_max * tf.minimum(1.0, model.optimizer_step() / float(self.capacity_steps))
+
+    def terms(self, model, x, labels, training):
+        terms, _ = model.elbo_terms(x, labels, training=training)
+        capacity = self.capacity(model)
+        loss = terms["reconstruction"] + self.gamma * tf.abs(terms["kl"] - capacity)
+        return {**terms, "loss": loss, "capacity": tf.fill(tf.shape(loss), capacity)}
+
+    def get_config(self):
+        return {"capacity_max": self.capacity_max, "capacity_steps": self.capacity_steps, "gamma": self.gamma}
+
+
+def total_correlation_terms(z, loc, scale, log_prior, dataset_size):
+    """Per-example minibatch-weighted-sampling estimates ``{"mi", "tc", "dim_kl"}`` (nats, each ``[batch]``).
+
+    ``log q(z_i) ~ logsumexp_j log q(z_i | x_j) - log(N * M)`` with N = ``dataset_size`` and M the batch
+    size, and the same per dimension for ``q(z_j)``. N only shifts the three terms by constants (not the
+    gradients). With N much larger than M the values are strongly biased (``mi`` is close to
+    ``log(N * M)``): compare them between runs of one setup, not as absolute nats.
 
     Args:
-        model: a `VAE` or variant (anything with ``posterior_parameters`` and ``log_importance_weights``).
-        x: the model's inputs: images, or ``(images, labels)`` for a conditional model.
-        steps: Adam steps (0 returns the encoder's parameters).
-        learning_rate: Adam's step size, in units of location and log scale.
-        num_samples: importance samples of the bound that is maximized (fresh draws each step).
-        seed: integer seed of those draws. They never coincide with `iwae_bound`'s draws for any seed, so a
-            proposal refined here stays independent of the samples that then estimate the bound.
-
-    Returns:
-        Parameters in the form ``model.posterior_parameters(x)`` has: a list of ``(loc, scale)`` pairs.
-
-    Raises:
-        ValueError: for a negative ``steps``, a non-positive ``learning_rate`` or ``num_samples``.
+        z: posterior samples ``[M, d]``, z_i ~ q(z | x_i).
+        loc, scale: the diagonal Gaussian posteriors of the same minibatch, ``[M, d]``.
+        log_prior: ``log p(z_i)``, ``[M]``.
+        dataset_size: N, the number of training examples.
     """
-    if int(steps) < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if not float(learning_rate) > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    start = model.posterior_parameters(x)
-    if int(steps) == 0:
-        return start
-    # Unconstrained: locations and log scales, flat so the loop carries one list of tensors.
-    params = [tf.stop_gradient(t) for loc, scale in start for t in (loc, tf.math.log(scale))]
-    lr, beta_1, beta_2, epsilon = float(learning_rate), 0.9, 0.999, 1e-7
+    log_q_pairs = tfd.Normal(loc[tf.newaxis], scale[tf.newaxis]).log_prob(z[:, tf.newaxis])  # [M(i), M(j), d]
+    # max(M, 1): a replica's empty final batch has no pairs, and log(0) would make its (empty) terms NaN.
+    batch = tf.maximum(tf.cast(tf.shape(z)[0], tf.float32), 1.0)
+    log_nm = tf.math.log(batch) + math.log(dataset_size)
+    log_q_z_given_x = tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z), axis=1)
+    log_q_z = tf.reduce_logsumexp(tf.reduce_sum(log_q_pairs, axis=2), axis=1) - log_nm
+    log_prod_q_zj = tf.reduce_sum(tf.reduce_logsumexp(log_q_pairs, axis=1) - log_nm, axis=1)
+    return {"mi": log_q_z_given_x - log_q_z, "tc": log_q_z - log_prod_q_zj, "dim_kl": log_prod_q_zj - log_prior}
 
-    def as_parameters(flat):
-        return [(flat[i], tf.exp(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    # Adam written out over tensors, not keras.optimizers.Adam: that needs variables of a fixed shape,
-    # and this runs inside the evaluation's tf.function for every batch size.
-    def bound_of(flat, i):
-        log_w = model.log_importance_weights(x, int(num_samples), seed=tf.stack([tf.constant(seed, tf.int32), -1 - i]),
-                                             parameters=as_parameters(flat))
-        return tf.reduce_logsumexp(log_w, axis=0)  # [batch]; up to a constant, the bound
+@keras.saving.register_keras_serializable(package="keras_vae")
+class TotalCorrelationELBO(Objective):
+    """beta-TCVAE (Chen et al. 2018): ``reconstruction + alpha * MI + beta * TC + gamma * dim-wise KL``.
 
-    def step(i, flat, last_good, stopped, m, v):
-        with tf.GradientTape() as tape:
-            tape.watch(flat)
-            bound = bound_of(flat, i)
-            finite = tf.math.is_finite(bound)
-            # Each example's bound depends on its own parameters only: the sum gives them their own gradients.
-            total = tf.reduce_sum(tf.where(finite, bound, 0.0))
-        grads = tape.gradient(total, flat)
-        # Any proposal with a finite bound is a valid one: an example whose bound turns non-finite goes back
-        # to its last parameters that had a finite bound, and stops there.
-        stopped = tf.logical_or(stopped, tf.logical_not(finite))
-        keep = stopped[:, tf.newaxis]
-        flat = [tf.where(keep, g, p) for g, p in zip(last_good, flat)]
-        t = tf.cast(i + 1, tf.float32)
-        correction = tf.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-        m = [beta_1 * a + (1.0 - beta_1) * tf.where(keep, 0.0, g) for a, g in zip(m, grads)]
-        v = [beta_2 * b + (1.0 - beta_2) * tf.square(tf.where(keep, 0.0, g)) for b, g in zip(v, grads)]
-        updated = [tf.where(keep, p, p + lr * correction * a / (tf.sqrt(b) + epsilon)) for p, a, b in zip(flat, m, v)]
-        return i + 1, updated, flat, stopped, m, v
+    ``alpha = beta = gamma = 1`` gives back the plain ELBO. q(z) is estimated on each minibatch by
+    minibatch-weighted sampling (`total_correlation_terms`); under a tf.distribute strategy over each
+    replica's local batch. Needs a diagonal Gaussian posterior and one stochastic layer.
 
-    zeros = [tf.zeros_like(p) for p in params]
-    batch = tf.shape(params[0])[:1]
-    steps_done, params, last_good, _, _, _ = tf.while_loop(
-        lambda i, *_: i < int(steps), step,
-        (tf.constant(0), params, list(params), tf.zeros(batch, tf.bool), zeros, list(zeros)),
-    )
-    finite = tf.math.is_finite(bound_of(params, steps_done))[:, tf.newaxis]
-    return as_parameters([tf.where(finite, p, g) for p, g in zip(params, last_good)])
+    Args:
+        beta: weight of the total correlation (Chen et al. use 6 on dSprites).
+        alpha: weight of the index-code mutual information.
+        gamma: weight of the dimension-wise KL.
+        dataset_size: N, the number of training examples; `fit` on arrays fills it in when None.
+        kl_warmup_steps: ramps all three weights together from 0.
+
+    Metrics add ``mi``, ``tc`` and ``dim_kl``; ``kl`` stays KL(q(z|x) || p(z)).
+    """
+
+    metric_names = ("mi", "tc", "dim_kl")
+    name_key = "total_correlation"
+
+    def __init__(self, beta=6.0, alpha=1.0, gamma=1.0, dataset_size=None, kl_warmup_steps=0):
+        self.beta = _finite_at_least("beta", beta, 0.0)
+        self.alpha = _finite_at_least("alpha", alpha, 0.0)
+        self.gamma = _finite_at_least("gamma", gamma, 0.0)
+        self.dataset_size = None if dataset_size is None else _steps("dataset_size", dataset_size, 1)
+        self.kl_warmup_steps = _steps("kl_warmup_steps", kl_warmup_steps)
+
+    def check(self, model):
+        if not model.posterior.diagonal_gaussian or len(model.latent_dims) != 1:
+            raise ValueError("TotalCorrelationELBO needs one stochastic layer with a diagonal Gaussian posterior "
+                             f"(its estimator uses the Gaussian's density); {type(model).__name__} with "
+                             f"{type(model.posterior).__name__} has another.")
+
+    def observe_dataset_size(self, size):
+        if self.dataset_size is None and size > 0:
+            self.dataset_size = int(size)
+
+    def check_ready(self):
+        if self.dataset_size is None:
+            raise ValueError("beta-TCVAE needs dataset_size, the number of training examples, for its estimate of "
+                             "q(z): pass dataset_size= to build_vae, or fit on arrays (their length is used).")
+
+    def terms(self, model, x, labels, training):
+        self.check_ready()
+        terms, layers = model.elbo_terms(x, labels, training=training)
+        top = layers[-1]
+        parts = total_correlation_terms(top.z, top.q.mean(), top.q.stddev(), top.log_p, self.dataset_size)
+        penalty = self.alpha * parts["mi"] + self.beta * parts["tc"] + self.gamma * parts["dim_kl"]
+        loss = terms["reconstruction"] + _warmup(model, self.kl_warmup_steps) * penalty
+        return {**terms, **parts, "loss": loss}
+
+    def get_config(self):
+        return {"beta": self.beta, "alpha": self.alpha, "gamma": self.gamma, "dataset_size": self.dataset_size,
+                "kl_warmup_steps": self.kl_warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class ImportanceWeightedBound(Objective):
+    """The negative K-sample importance-weighted bound, ``-log (1/K) sum_k p(x, z_k) / q(z_k|x)`` (IWAE).
+
+    It is tighter than the ELBO (K = 1) and trains the encoder as a proposal for it. The ELBO metrics come
+    from the first of the K draws, so they cost no second pass.
+
+    Args:
+        num_samples: K (>= 2).
+    """
+
+    name_key = "importance_weighted"
+
+    def __init__(self, num_samples=5):
+        self.num_samples = _steps("num_samples", num_samples, 2)
+
+    def terms(self, model, x, labels, training):
+        k = self.num_samples
+        layers, log_px_z = model.draw(x, labels, num_samples=k, training=training)
+        log_w = log_px_z + tf.add_n([layer.log_p - layer.log_q for layer in layers])
+        batch = tf.shape(log_w)[0] // k  # sample-major: rows [0, batch) are the first draw
+        reconstruction = -log_px_z[:batch]
+        kl = tf.add_n([layer.kl[:batch] for layer in layers])
+        terms = {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
+                 "loss": math.log(k) - tf.reduce_logsumexp(tf.reshape(log_w, [k, batch]), axis=0)}
+        for name, layer in zip(model.layer_metric_names(), layers):
+            terms[name] = layer.kl[:batch]
+        return terms
+
+    def get_config(self):
+        return {"num_samples": self.num_samples}
+
+
+OBJECTIVES = names.registry("objective", names.OBJECTIVES, (ELBO, CapacityELBO, TotalCorrelationELBO, ImportanceWeightedBound))
+
+
+def get_objective(identifier):
+    """An objective from a name (``"elbo"``, ``"capacity"``, ``"total_correlation"``, ``"importance_weighted"``),
+    a config dict (as `keras.saving.serialize_keras_object` writes it) or an `Objective`."""
+    return resolve(identifier, OBJECTIVES, "objective", Objective)

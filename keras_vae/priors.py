@@ -1,9 +1,11 @@
 """Priors p(z) over the latent code.
 
-A prior is a Keras layer (so a learnable prior's weights are saved with the model) whose
-`distribution()` returns a tfp distribution with event shape ``[latent_dim]`` and whose
-`log_prob(z)` is that distribution's log density (for mixtures, computed without tfp's
-``[..., components, latent_dim]`` broadcast, which dominates importance-weighted evaluation).
+A prior is a `Prior` layer (so a learnable prior's weights are saved with the model): `distribution()`
+returns a tfp distribution with event shape ``[latent_dim]``, `log_prob(z)` is its log density (for
+mixtures computed without tfp's ``[..., components, latent_dim]`` broadcast, which dominates
+importance-weighted evaluation), `sample` draws codes, and `marginal()` gives the per-dimension prior of
+a factorized one (None otherwise). Gaussian mixtures share `GaussianMixturePrior`: a subclass only says
+where its components come from.
 
 Example:
 
@@ -19,31 +21,37 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae._lookup import layer_from
+from keras_vae import names
+from keras_vae._lookup import resolve
 
 tfd = tfp.distributions
 
 
-@keras.saving.register_keras_serializable(package="keras_vae")
-class StandardNormalPrior(keras.layers.Layer):
-    """N(0, I): the default prior, with an analytic KL to a diagonal Gaussian posterior."""
+class Prior(keras.layers.Layer):
+    """Base class of priors: `build` with ``(None, latent_dim)``, then `distribution`, `log_prob`, `sample`.
 
-    name_key = "standard_normal"
-    factorized = True  # independent across latent dims, so a per-dimension KL exists
+    Hooks with defaults: `marginal` (None: not factorized, so the KL is by Monte Carlo and there is no
+    per-dimension KL) and `bind` (called by the model before building, for priors made of the model's
+    own parts).
+    """
+
+    name_key = None
 
     def build(self, input_shape):
         self.latent_dim = int(input_shape[-1])
 
-    def distribution(self):
-        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
+    def bind(self, model):
+        """Called by the model that owns this prior before it is built; nothing to do by default."""
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
-        """``[num_samples, latent_dim]`` codes from N(0, temperature^2 I); ``seed`` is a stateless seed."""
-        return temperature * tf.random.stateless_normal([num_samples, self.latent_dim], seed=seed)
+    def distribution(self):
+        raise NotImplementedError
 
     def marginal(self):
-        """Per-dimension prior (for per-dimension KL and free bits)."""
-        return tfd.Normal(loc=tf.zeros([self.latent_dim]), scale=tf.ones([self.latent_dim]))
+        """The per-dimension prior (a tfd distribution of batch shape ``[latent_dim]``) when factorized, else None."""
+        return None
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        raise NotImplementedError
 
     def log_prob(self, z):
         return self.distribution().log_prob(z)
@@ -53,71 +61,62 @@ class StandardNormalPrior(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class MixtureOfGaussiansPrior(keras.layers.Layer):
-    """A learnable mixture of diagonal Gaussians (component weights, means and scales all trained).
+class StandardNormalPrior(Prior):
+    """N(0, I): the default prior, with an analytic KL to a diagonal Gaussian posterior."""
 
-    KL(q || p) has no closed form against a mixture, so the VAE uses a Monte Carlo estimate.
-
-    Args:
-        num_components: number of mixture components.
-        init_spread: standard deviation of the random initial component means; spread
-            components help them specialize instead of collapsing together.
-    """
-
-    name_key = "mixture"
-    factorized = False
-
-    def __init__(self, num_components=10, init_spread=1.0, **kwargs):
-        super().__init__(**kwargs)
-        if int(num_components) < 1:
-            raise ValueError(f"num_components must be >= 1, got {num_components}")
-        self.num_components = int(num_components)
-        self.init_spread = float(init_spread)
-
-    def build(self, input_shape):
-        self.latent_dim = int(input_shape[-1])
-        k, d = self.num_components, self.latent_dim
-        self.logits = self.add_weight(name="logits", shape=(k,), initializer="zeros")
-        self.locs = self.add_weight(
-            name="locs", shape=(k, d), initializer=keras.initializers.RandomNormal(stddev=self.init_spread, seed=0)
-        )
-        # softplus(0.5413) == 1.0
-        self.raw_scales = self.add_weight(
-            name="raw_scales", shape=(k, d), initializer=keras.initializers.Constant(0.5413)
-        )
+    name_key = "standard_normal"
 
     def distribution(self):
-        scales = tf.nn.softplus(tf.cast(self.raw_scales, tf.float32)) + 1e-4
+        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        """``[num_samples, latent_dim]`` codes from N(0, temperature^2 I); ``seed`` is a stateless seed."""
+        return temperature * tf.random.stateless_normal([num_samples, self.latent_dim], seed=seed)
+
+    def marginal(self):
+        return tfd.Normal(loc=tf.zeros([self.latent_dim]), scale=tf.ones([self.latent_dim]))
+
+
+
+class GaussianMixturePrior(Prior):
+    """Base class of priors that are mixtures of diagonal Gaussians.
+
+    A subclass implements `mixture_parameters` (component logits ``[K]``, locations and scales
+    ``[K, latent_dim]``); density, sampling and the tfp distribution are shared. A mixture has no
+    closed-form KL to a Gaussian, so the model estimates it by Monte Carlo.
+    """
+
+    def mixture_parameters(self):
+        raise NotImplementedError
+
+    def distribution(self):
+        logits, loc, scale = self.mixture_parameters()
         return tfd.MixtureSameFamily(
-            mixture_distribution=tfd.Categorical(logits=tf.cast(self.logits, tf.float32)),
-            components_distribution=tfd.MultivariateNormalDiag(loc=tf.cast(self.locs, tf.float32), scale_diag=scales),
+            mixture_distribution=tfd.Categorical(logits=logits),
+            components_distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale),
         )
 
     def sample(self, num_samples, temperature=1.0, seed=None):
         """Codes from the mixture; ``temperature`` scales each component's spread, not the component choice."""
-        return _sample_gaussian_mixture(self.distribution(), num_samples, temperature, seed)
+        logits, loc, scale = self.mixture_parameters()
+        component_seed, noise_seed = tfp.random.split_seed(seed, 2)
+        components = tfd.Categorical(logits=logits).sample(num_samples, seed=component_seed)
+        locs, scales = tf.gather(loc, components), tf.gather(scale, components)
+        return locs + temperature * scales * tf.random.stateless_normal(tf.shape(locs), seed=noise_seed)
 
     def log_prob(self, z):
-        return gaussian_mixture_log_prob(self.distribution(), z)
-
-    def call(self, z):
-        return self.log_prob(z)
-
-    def get_config(self):
-        return {**super().get_config(), "num_components": self.num_components, "init_spread": self.init_spread}
+        return gaussian_mixture_log_prob(*self.mixture_parameters(), z)
 
 
-def gaussian_mixture_log_prob(dist, z):
-    """``dist.log_prob(z)`` for a `MixtureSameFamily` of `MultivariateNormalDiag` components, by matmuls.
+def gaussian_mixture_log_prob(logits, loc, scale, z):
+    """Log density at ``z`` ``[..., d]`` of the mixture of ``N(loc[k], diag(scale[k]^2))`` with weights ``softmax(logits)``.
 
     The squared Mahalanobis distances to all K components come from two ``[n, d] x [d, K]`` products
-    instead of an ``[n, K, d]`` broadcast: 13 to 20 times faster for 500 components of 32 dimensions
-    (benchmarks/prior_log_prob.py). The expansion costs some float32 precision: against a float64
-    reference it was within 1.4e-4 nats on a trained model's VampPrior, and within 1.3e-3 nats with
-    random components as narrow as 0.08.
+    instead of an ``[n, K, d]`` broadcast: 13 to 20 times faster than tfp's ``MixtureSameFamily.log_prob``
+    for 500 components of 32 dimensions (benchmarks/prior_log_prob.py). The expansion costs some float32
+    precision: against a float64 reference it was within 1.4e-4 nats on a trained model's VampPrior, and
+    within 1.3e-3 nats with random components as narrow as 0.08.
     """
-    components = dist.components_distribution
-    loc, scale = components.mean(), components.stddev()  # [K, d]
     z = tf.cast(z, loc.dtype)  # codes from a mixed-precision model may be float16/bfloat16
     precision = tf.math.reciprocal(tf.square(scale))
     flat = tf.reshape(z, [-1, loc.shape[-1]])
@@ -130,28 +129,58 @@ def gaussian_mixture_log_prob(dist, z):
         -0.5 * squared_distance
         - tf.reduce_sum(tf.math.log(scale), axis=-1)
         - 0.5 * loc.shape[-1] * math.log(2.0 * math.pi)
-        + tf.nn.log_softmax(dist.mixture_distribution.logits_parameter())
+        + tf.nn.log_softmax(logits)
     )
     return tf.reshape(tf.reduce_logsumexp(log_components, axis=-1), tf.shape(z)[:-1])
 
 
-def _sample_gaussian_mixture(dist, num_samples, temperature, seed):
-    component_seed, noise_seed = tfp.random.split_seed(seed, 2)
-    components = dist.mixture_distribution.sample(num_samples, seed=component_seed)
-    locs = tf.gather(dist.components_distribution.mean(), components)
-    scales = tf.gather(dist.components_distribution.stddev(), components)
-    noise = tf.random.stateless_normal(tf.shape(locs), seed=noise_seed)
-    return locs + temperature * scales * noise
+@keras.saving.register_keras_serializable(package="keras_vae")
+class MixtureOfGaussiansPrior(GaussianMixturePrior):
+    """A learnable mixture of diagonal Gaussians (component weights, means and scales all trained).
+
+    Args:
+        num_components: number of mixture components.
+        init_spread: standard deviation of the random initial component means; spread
+            components help them specialize instead of collapsing together.
+    """
+
+    name_key = "mixture"
+
+    def __init__(self, num_components=10, init_spread=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_components) < 1:
+            raise ValueError(f"num_components must be >= 1, got {num_components}")
+        self.num_components = int(num_components)
+        self.init_spread = float(init_spread)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        k, d = self.num_components, self.latent_dim
+        self.logits = self.add_weight(name="logits", shape=(k,), initializer="zeros")
+        self.locs = self.add_weight(
+            name="locs", shape=(k, d), initializer=keras.initializers.RandomNormal(stddev=self.init_spread, seed=0)
+        )
+        # softplus(0.5413) == 1.0
+        self.raw_scales = self.add_weight(
+            name="raw_scales", shape=(k, d), initializer=keras.initializers.Constant(0.5413)
+        )
+
+    def mixture_parameters(self):
+        scales = tf.nn.softplus(tf.cast(self.raw_scales, tf.float32)) + 1e-4
+        return tf.cast(self.logits, tf.float32), tf.cast(self.locs, tf.float32), scales
+
+    def get_config(self):
+        return {**super().get_config(), "num_components": self.num_components, "init_spread": self.init_spread}
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class VampPrior(keras.layers.Layer):
+class VampPrior(GaussianMixturePrior):
     """The VampPrior (Tomczak & Welling, 2018): p(z) = 1/K sum_k q(z | u_k) over K learned pseudo-inputs.
 
-    The components are the model's own Gaussian posterior at the pseudo-inputs ``u_k`` (images
-    with pixels clipped to [0, 1]), so the prior moves with the encoder. The VAE binds the prior to
-    its encoder (`bind_encoder`) before building it; the KL is a Monte Carlo estimate, and each step
-    encodes the K pseudo-inputs once. Sampling and export see an ordinary Gaussian mixture.
+    The components are the model's own Gaussian posterior at the pseudo-inputs ``u_k`` (images with pixels
+    clipped to [0, 1]), so the prior moves with the encoder. The model binds the prior to itself (`bind`)
+    before building it; it needs an unconditional model with a diagonal Gaussian posterior. Sampling and
+    export see an ordinary Gaussian mixture.
 
     Args:
         num_pseudo_inputs: K, the number of mixture components.
@@ -165,7 +194,6 @@ class VampPrior(keras.layers.Layer):
     """
 
     name_key = "vamp"
-    factorized = False
 
     def __init__(self, num_pseudo_inputs=500, init_mean=0.05, init_stddev=0.01, **kwargs):
         super().__init__(**kwargs)
@@ -176,13 +204,20 @@ class VampPrior(keras.layers.Layer):
         self.init_stddev = float(init_stddev)
         self._encode = None
 
-    def bind_encoder(self, image_shape, encode):
-        """Binds the prior to a model: ``encode(images)`` returns its posterior, a `MultivariateNormalDiag`.
+    def bind(self, model):
+        """Binds the prior to ``model``: its components are ``model``'s top posterior at the pseudo-inputs.
 
         A function (not the encoder layer) is kept, so the encoder's weights belong to the model only.
         """
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self._encode = encode
+        if model.condition:
+            raise ValueError(f"VampPrior needs an unconditional model; this one takes {model.condition.describe()}.")
+        if not model.posterior.diagonal_gaussian:
+            raise ValueError(
+                f"VampPrior needs a diagonal Gaussian posterior; this model's is {type(model.posterior).__name__} "
+                "(flow posteriors have no closed-form density at the pseudo-inputs' codes)."
+            )
+        self.image_shape = tuple(int(d) for d in model.image_shape)
+        self._encode = lambda images: model.posterior_parameters(images)[-1]
         if getattr(self, "_deferred_input_shape", None) is not None:  # loading a saved model
             self.build(self._deferred_input_shape)
             self._deferred_input_shape = None
@@ -193,7 +228,7 @@ class VampPrior(keras.layers.Layer):
                 "VampPrior needs the model's encoder: pass it as the prior of a VAE (prior='vamp' or a VampPrior "
                 "layer), which binds it before building."
             )
-        self.latent_dim = int(input_shape[-1])
+        super().build(input_shape)
         self.pseudo_inputs = self.add_weight(
             name="pseudo_inputs",
             shape=(self.num_pseudo_inputs, *self.image_shape),
@@ -201,31 +236,11 @@ class VampPrior(keras.layers.Layer):
         )
 
     def build_from_config(self, config):
-        self._deferred_input_shape = config["input_shape"]  # built when the VAE binds its encoder
+        self._deferred_input_shape = config["input_shape"]  # built when the VAE binds itself
 
-    def distribution(self):
-        pseudo_inputs = tf.clip_by_value(tf.cast(self.pseudo_inputs, tf.float32), 0.0, 1.0)
-        posterior = self._encode(pseudo_inputs)
-        if not isinstance(posterior, tfd.MultivariateNormalDiag):
-            raise ValueError(
-                f"VampPrior needs a diagonal Gaussian posterior; this model's is a {type(posterior).__name__} "
-                "(flow posteriors have no closed-form density at the pseudo-inputs' codes)."
-            )
-        loc, scale = posterior.mean(), posterior.stddev()
-        return tfd.MixtureSameFamily(
-            mixture_distribution=tfd.Categorical(logits=tf.zeros([self.num_pseudo_inputs])),
-            components_distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale),
-        )
-
-    def sample(self, num_samples, temperature=1.0, seed=None):
-        """Codes from the mixture; ``temperature`` scales each component's spread, not the component choice."""
-        return _sample_gaussian_mixture(self.distribution(), num_samples, temperature, seed)
-
-    def log_prob(self, z):
-        return gaussian_mixture_log_prob(self.distribution(), z)
-
-    def call(self, z):
-        return self.log_prob(z)
+    def mixture_parameters(self):
+        loc, scale = self._encode(tf.clip_by_value(tf.cast(self.pseudo_inputs, tf.float32), 0.0, 1.0))
+        return tf.zeros([self.num_pseudo_inputs]), loc, scale
 
     def get_config(self):
         return {
@@ -236,9 +251,17 @@ class VampPrior(keras.layers.Layer):
         }
 
 
-PRIORS = {cls.name_key: cls for cls in (StandardNormalPrior, MixtureOfGaussiansPrior, VampPrior)}
+PRIORS = names.registry("prior", names.PRIORS, (StandardNormalPrior, MixtureOfGaussiansPrior, VampPrior))
 
 
-def get_prior(identifier):
-    """Returns a prior layer from a name ("standard_normal", "mixture", "vamp"), a config dict or a layer."""
-    return layer_from(identifier, PRIORS, "prior")
+def get_prior(identifier, **options):
+    """A prior layer from a name ("standard_normal", "mixture", "vamp") with ``options`` for its constructor,
+    a config dict or a layer."""
+    if options:
+        if not (isinstance(identifier, str) and identifier in PRIORS):
+            raise ValueError(f"prior_options {options} need a prior name, got {identifier!r}.")
+        try:
+            return PRIORS[identifier](**options)
+        except TypeError as err:
+            raise ValueError(f"Invalid prior_options for prior {identifier!r}: {err}") from err
+    return resolve(identifier, PRIORS, "prior", Prior)

@@ -57,12 +57,12 @@ def main(argv=None):
                 metrics = json.load(f)
             train_seconds = metrics["train_seconds_this_session"]
         else:  # a run stopped by hand before it finished: its per-epoch history is all there is
-            from keras_vae.training.train import _best, read_history
+            from keras_vae.training.run_dir import best_of, read_history
 
             history = read_history(os.path.join(args.evaluate_run, "history.csv"))
             if not history:
                 raise SystemExit(f"{args.evaluate_run}: neither metrics.json nor history.csv; is it a run directory?")
-            metrics = {"epochs": len(history), "best_val_elbo": _best(history)[0]}  # as train() writes it
+            metrics = {"epochs": len(history), "best_val_elbo": best_of(history)[0]}  # as train() writes it
             train_seconds = None
     else:
         from keras_vae.training.train import train

@@ -31,7 +31,7 @@ import keras_vae  # noqa: E402
 from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
 from keras_vae.training.config import load_config  # noqa: E402
 from keras_vae.training.strategies import make_strategy  # noqa: E402
-from keras_vae.training.train import make_optimizer  # noqa: E402
+from keras_vae.training.build import make_optimizer  # noqa: E402
 
 CASES = {
     # name: (image shape, architecture, latent_dim, network options)

@@ -9,7 +9,14 @@ Example:
 >>> RestClient("http://localhost:8501", "vae").predict({"z": np.zeros([4, 16])}).shape
 (4, 28, 28, 1)
 
-Names are imported lazily, so ``import keras_vae.export`` (and the ``keras-vae`` CLI) stays free of TensorFlow.
+Names are imported lazily: ``import keras_vae.export`` (and the ``keras-vae`` CLI's parser) loads none of the
+export modules until one is used.
+
+Modules, each one concept (no import cycles; none imports keras_vae.training or keras_vae.cli):
+``layout`` (the folder TF Serving polls, staging, clean-up), ``source`` (loading and checking the model),
+``signatures`` (the exported functions), ``archive`` (writing a SavedModel), ``saved_model`` (`export_model`),
+``tflite``, ``warmup`` + ``predict_proto`` (TF Serving request protos), ``metadata``, ``labels``, ``limits``,
+``sampling``; serving: ``server``, ``rest_format``, ``client``.
 """
 
 import importlib
@@ -23,7 +30,7 @@ _EXPORTS = {
     "ServingError": "keras_vae.export.rest_format",
     "make_server": "keras_vae.export.server",
     "sample_images": "keras_vae.export.sampling",
-    "MAX_SAMPLES": "keras_vae.export.signatures",
+    "MAX_SAMPLES": "keras_vae.export.limits",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,9 +17,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from keras_vae.export.predict_proto import predict_request_proto
 from keras_vae.export.rest_format import HTTP_STATUS, ServingError, dumps, outputs_from_response, predict_body
 
-_CODE_OF_STATUS = {status: code for code, status in reversed(list(HTTP_STATUS.items()))}
+_CODE_OF_STATUS = {status: code for code, status in reversed(list(HTTP_STATUS.items()))}  # first code wins
 
 
 class RestClient:
@@ -29,19 +30,25 @@ class RestClient:
         url: server root, e.g. ``http://localhost:8501``.
         model_name: the served model name.
         version: a fixed version to query (default: whatever the server serves, the latest).
+        label: a version label to query instead (``/labels/LABEL``, e.g. "stable"); not with ``version``.
         timeout: seconds per request.
 
     Errors answered as ``{"error": ...}`` raise `ServingError` with the HTTP status.
     """
 
-    def __init__(self, url, model_name, version=None, timeout=30.0):
+    def __init__(self, url, model_name, version=None, timeout=30.0, label=None):
+        if version is not None and label is not None:
+            raise ValueError("Pass a version or a label, not both.")
         self.url = url.rstrip("/")
         self.model_name = model_name
         self.version = version
+        self.label = label
         self.timeout = timeout
 
     def _model_url(self):
         url = f"{self.url}/v1/models/{urllib.parse.quote(self.model_name, safe='')}"
+        if self.label is not None:
+            return f"{url}/labels/{urllib.parse.quote(self.label, safe='')}"
         return url if self.version is None else f"{url}/versions/{int(self.version)}"
 
     def _call(self, url, body=None):
@@ -75,21 +82,6 @@ class RestClient:
 
     def metadata(self):
         return self._call(f"{self._model_url()}/metadata")
-
-
-def predict_request_proto(model_name, inputs, signature_name="serving_default", version=None):
-    """A ``tensorflow.serving.PredictRequest`` for ``inputs`` ({name: array-like}, dtypes kept as given)."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
-    if version is not None:
-        request.model_spec.version.value = int(version)
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-    return request
 
 
 class GrpcClient:

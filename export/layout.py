@@ -8,12 +8,14 @@
         1/ 2/ ...                     versions: saved_model.pb, variables/, assets.extra/, metadata.json
         tflite/1/ ...                 .tflite files of the same versions (TF Serving skips non-integer names)
 
-A version is built in a hidden temporary sibling (``.tmp-...``, which TF Serving ignores because its
-name is not an integer) and renamed into place once complete; rename is atomic on one file system.
+A version is built in a hidden temporary sibling (``.tmp-<pid>-...``, which TF Serving ignores because
+its name is not an integer) and renamed into place once complete; rename is atomic on one file system.
+The pid in the name lets the next export remove what a killed one left (`clean_stale`).
 
 Example:
 
 >>> root = model_dir("saved_models", "vae")
+>>> clean_stale(root)                                        # staging folders of killed exports
 >>> version = resolve_version(root, None, overwrite=False)   # highest existing + 1
 >>> staged = stage(root)
 >>> ...                                                      # write the SavedModel into `staged`
@@ -24,12 +26,19 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MAX_VERSION = 2**63 - 1  # TF Serving versions are int64
 MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 TFLITE_DIR = "tflite"
+_STAGED = re.compile(r"^\.(?:tmp|old)-(?:(\d+)-)?")  # staging / retired entries, with their writer's pid
+STALE_SECONDS = 3600  # entries without a pid (older writers) count as abandoned after this long
+
+
+class ExportError(ValueError):
+    """An export could not be written (read-only or full folder, ...): the message names the folder."""
 
 # Server-side batching for tensorflow_model_server --enable_batching. TF Serving batches every
 # signature, and its batching session needs a batch dimension on every input: the `sample`
@@ -88,10 +97,14 @@ def resolve_version(root, version, overwrite):
     return version
 
 
+def _prefix(kind="tmp"):
+    return f".{kind}-{os.getpid()}-"
+
+
 def stage(parent):
     """A new hidden folder in ``parent`` to build a version in (same file system, so `publish` can rename)."""
     os.makedirs(parent, exist_ok=True)
-    staged = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    staged = tempfile.mkdtemp(prefix=_prefix(), dir=parent)
     os.chmod(staged, 0o755)  # mkdtemp makes it 0700; a server running as another user must read it
     return staged
 
@@ -101,7 +114,7 @@ def publish(staged, final, overwrite):
     if os.path.exists(final):
         if not overwrite:
             raise ValueError(f"{final!r} already exists; pass --overwrite to replace it.")
-        retired = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(final))
+        retired = tempfile.mkdtemp(prefix=_prefix("old"), dir=os.path.dirname(final))
         os.rename(final, os.path.join(retired, "version"))
         os.rename(staged, final)
         shutil.rmtree(retired, ignore_errors=True)
@@ -117,10 +130,62 @@ def discard(staged):
     shutil.rmtree(staged, ignore_errors=True)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _abandoned(entry):
+    match = _STAGED.match(entry.name)
+    if not match:
+        return False
+    if match.group(1):
+        return not _alive(int(match.group(1)))
+    return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
+
+
+def clean_stale(directory):
+    """Removes the ``.tmp-``/``.old-`` entries of exports killed while writing into ``directory``.
+
+    Entries of running exports (their pid is alive) are left alone. Returns the names removed.
+
+    >>> clean_stale("saved_models/vae")
+    ['.tmp-4242-k2j1x9']
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for entry in os.scandir(directory):
+        if _abandoned(entry):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.remove(entry.path)
+            removed.append(entry.name)
+    return sorted(removed)
+
+
+def write_error(directory, err):
+    """An `ExportError` naming ``directory`` for an OSError or a TF file error met while writing into it.
+
+    >>> write_error("saved_models/vae", OSError(28, "No space left on device"))
+    ExportError("Could not write the export into 'saved_models/vae': No space left on device.")
+    """
+    # TF's file errors read "<path>; <reason> [Op:X]": the path is a staging file, the reason is what helps.
+    text = str(getattr(err, "strerror", None) or getattr(err, "message", None) or err)
+    reason = text.split("; ")[-1].split(" [Op:")[0]
+    return ExportError(f"Could not write the export into {os.fspath(directory)!r}: {reason.rstrip('.')}.")
+
+
 def write_text(path, text):
     """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then replace)."""
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(), dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

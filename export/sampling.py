@@ -1,10 +1,14 @@
 """Images from any exported form of a VAE: a run directory / .keras file, a SavedModel, or a .tflite file.
 
+Every source takes the same request (`limits.check_sample_request`: 1..MAX_SAMPLES images, a finite
+temperature > 0) and, for a conditional model, one label for all images (a class index or a label vector).
+
 Example:
 
 >>> images = sample_images("saved_models/vae", 16, seed=0)             # highest SavedModel version
 >>> images = sample_images("saved_models/vae/tflite/1/int8.tflite", 16)
 >>> images = sample_images("runs/mnist", 16, seed=0, temperature=0.8)
+>>> images = sample_images("runs/sprites_cvae", 16, seed=0, label=[0, 2, 1, 3, 0])  # a label vector
 """
 
 import os
@@ -12,7 +16,9 @@ import secrets
 
 import numpy as np
 
+from keras_vae.export.labels import condition_of_input, label_batch
 from keras_vae.export.layout import existing_versions, latest_version_dir
+from keras_vae.export.limits import check_sample_request
 
 
 def saved_model_dir_of(path):
@@ -25,17 +31,18 @@ def saved_model_dir_of(path):
 
 
 def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
-    """``[num_samples, H, W, C]`` float images in [0, 1] drawn from the prior of the model at ``source``.
+    """``[num_samples, H, W, C]`` float images drawn from the prior of the model at ``source``.
 
     Args:
         source: a run directory or ``.keras`` file, a SavedModel folder (``BASE/NAME/N``), a model base
             path (``BASE/NAME``: its highest version), or a ``.tflite`` file.
-        num_samples: how many images.
+        num_samples: how many images, 1..`MAX_SAMPLES`.
         seed: integer seed (same seed, same images). A ``.tflite`` model without a seed samples on
             device; with one, codes come from a seeded NumPy generator (standard normal priors only).
-        temperature: scales the prior's spread.
-        label: class label for conditional models (one label for all samples).
+        temperature: scales the prior's spread (finite, > 0).
+        label: for conditional models, one label for all samples: a class index or a label vector.
     """
+    check_sample_request(num_samples, temperature)
     source = os.fspath(source)
     if not os.path.exists(source):
         raise FileNotFoundError(f"No model at {source!r}.")
@@ -47,13 +54,23 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
     return _from_keras(source, num_samples, seed, temperature, label)
 
 
+def _labels(condition, label, count):
+    """The label input for ``count`` samples, or None for an unconditional model (which refuses a label)."""
+    if condition:
+        return label_batch(condition, label, count)
+    if label is not None:
+        raise ValueError("This model is not conditional: it takes no label.")
+    return None
+
+
 def _from_tflite(path, num_samples, seed, temperature, label):
     from keras_vae.export.metadata import read_metadata
     from keras_vae.export.tflite import TFLiteModel
 
     model = TFLiteModel(path)
+    labels = _labels(model.condition, label, num_samples)
     if seed is None and temperature == 1.0:
-        return model.sample(num_samples, labels=label)["images"]
+        return model.sample(num_samples, labels=labels)["images"]
     # The on-device generator cannot be re-seeded at run time; for a reproducible draw, the
     # codes come from a seeded NumPy generator and go through the `decode` signature instead.
     meta = read_metadata(os.path.dirname(os.path.abspath(path)))
@@ -63,9 +80,20 @@ def _from_tflite(path, num_samples, seed, temperature, label):
             f"{meta.get('prior')!r}); use the SavedModel or the run directory for reproducible samples."
         )
     rng = np.random.default_rng(seed)
-    z = (temperature * rng.standard_normal((num_samples, int(meta["latent_dim"])))).astype(np.float32)
-    labels = None if label is None else np.full([num_samples], label, np.int32)
+    z = (temperature * rng.standard_normal((num_samples, model.latent_dim))).astype(np.float32)
     return model.decode(z, labels=labels)
+
+
+def load_saved_model(path):
+    """``tf.saved_model.load(path)``; ValueError naming ``saved_model.pb`` when it is truncated or corrupt."""
+    import tensorflow as tf
+
+    try:
+        return tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        pb = os.path.join(path, "saved_model.pb")
+        reason = str(err).split(": ", 1)[-1] if isinstance(err, OSError) else str(err)
+        raise ValueError(f"Could not load the SavedModel {pb!r} (truncated or corrupt?): {reason}") from None
 
 
 def _from_saved_model(path, num_samples, seed, temperature, label):
@@ -73,21 +101,20 @@ def _from_saved_model(path, num_samples, seed, temperature, label):
 
     from keras_vae.export.signatures import error_message
 
-    loaded = tf.saved_model.load(path)
-    if "sample" not in loaded.signatures:
+    signatures = load_saved_model(path).signatures
+    if "sample" not in signatures:
         raise ValueError(f"The SavedModel at {path!r} has no 'sample' signature: was it written by `keras-vae export`?")
-    signature = loaded.signatures["sample"]
+    signature = signatures["sample"]
+    spec = signature.structured_input_signature[1].get("label")
+    condition = None if spec is None else condition_of_input(spec.dtype.as_numpy_dtype, spec.shape)
     inputs = {
         "num_samples": tf.constant(num_samples, tf.int32),
         "temperature": tf.constant(temperature, tf.float32),
         "seed": tf.constant(secrets.randbits(63) if seed is None else seed, tf.int64),
     }
-    if "label" in signature.structured_input_signature[1]:
-        if label is None:
-            raise ValueError("This model is conditional: pass a label (--label).")
-        inputs["label"] = tf.constant([label], tf.int32)
-    else:
-        _no_label(label)
+    labels = _labels(condition, label, 1)  # one label, broadcast in the graph (which checks its range)
+    if labels is not None:
+        inputs["label"] = tf.constant(labels)
     try:
         return signature(**inputs)["images"].numpy()
     except tf.errors.InvalidArgumentError as err:
@@ -95,18 +122,8 @@ def _from_saved_model(path, num_samples, seed, temperature, label):
 
 
 def _from_keras(path, num_samples, seed, temperature, label):
-    import keras_vae
+    from keras_vae.export.source import load_checked_vae
 
-    model = keras_vae.load_vae(path, compile=False)
-    if getattr(model, "conditional", False):
-        if label is None:
-            raise ValueError("This model is conditional: pass a label (--label).")
-        labels = np.full([num_samples], label, np.int32)
-        return np.asarray(model.sample(num_samples, temperature=temperature, seed=seed, labels=labels))
-    _no_label(label)
-    return np.asarray(model.sample(num_samples, temperature=temperature, seed=seed))
-
-
-def _no_label(label):
-    if label is not None:
-        raise ValueError("This model is not conditional: it takes no label.")
+    model = load_checked_vae(path)
+    labels = _labels(model.condition, label, num_samples)
+    return np.asarray(model.sample(num_samples, temperature=temperature, seed=seed, labels=labels))

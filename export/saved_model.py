@@ -15,25 +15,17 @@ Example:
 """
 
 import collections
+import contextlib
 import os
 
-from keras_vae.export import layout
-from keras_vae.export.metadata import dataset_of, export_metadata, write_metadata
+import keras_vae.export.layout as layout
+from keras_vae.export.archive import write_archive
+from keras_vae.export.metadata import export_metadata, write_metadata
 from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, SIGNATURE_DESCRIPTIONS, serving_endpoints
+from keras_vae.export.source import exportable_model
 from keras_vae.export.warmup import warmup_requests, write_warmup
 
 ExportResult = collections.namedtuple("ExportResult", ["version", "model_dir", "saved_model_dir", "tflite_paths"])
-
-
-def write_archive(model, endpoints, path):
-    """Writes a SavedModel of ``model`` with ``endpoints`` ([(name, fn, input_signature)]) to ``path``."""
-    import keras
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for name, fn, input_signature in endpoints:
-        archive.add_endpoint(name, fn, input_signature=input_signature)
-    archive.write_out(os.fspath(path), verbose=False)
 
 
 def export_model(
@@ -49,7 +41,7 @@ def export_model(
     """Exports ``source`` (a VAE, a ``.keras`` file or a run directory) as version ``version`` of ``name``.
 
     Args:
-        source: a `keras_vae.VAE` (any variant), or a path for `keras_vae.load_vae`.
+        source: a `keras_vae.VAE` (any variant, conditional or not), or a path for `keras_vae.load_vae`.
         base_dir: the folder holding one sub-folder per model name.
         name: the model name (TF Serving's MODEL_NAME); the export goes to ``base_dir/name``.
         version: integer version; default one past the highest present.
@@ -60,20 +52,49 @@ def export_model(
 
     Returns:
         an `ExportResult` (version, model_dir, saved_model_dir, tflite_paths).
-    """
-    import keras_vae
 
-    if isinstance(source, (str, os.PathLike)):
-        model = keras_vae.load_vae(source, compile=False)
-        dataset = dataset or dataset_of(source)
-    else:
-        model = source
-    dataset = dataset or "unknown"
+    Raises:
+        ValueError: a model that is not a keras_vae VAE, has non-finite weights or does not match its run's
+            config.yaml; an existing version without ``overwrite``; `layout.ExportError` (a ValueError naming
+            the folder) when the folder cannot be written (read-only, full). Nothing is left behind then.
+    """
+    model, dataset = exportable_model(source, dataset)
     root = layout.model_dir(base_dir, name)
-    version = layout.resolve_version(root, version, overwrite)
+    tflite_root = os.path.join(root, layout.TFLITE_DIR)
+    with _writing_into(root, [tflite_root, root]):
+        for folder in (root, tflite_root):
+            layout.clean_stale(folder)  # staging folders of exports killed mid-way
+        version = layout.resolve_version(root, version, overwrite)
+        saved_model_dir, tflite_paths = _write_version(model, root, name, version, with_encoder, tflite, overwrite, dataset)
+        layout.write_server_configs(root, name)
+    return ExportResult(version, root, saved_model_dir, tflite_paths)
+
+
+@contextlib.contextmanager
+def _writing_into(root, folders):
+    """Turns file-system failures (read-only, full) into an ExportError naming ``root``.
+
+    Of ``folders`` (innermost first), those this export created and left empty are removed on failure,
+    so the base dir stays as it was.
+    """
+    import tensorflow as tf
+
+    created = [folder for folder in folders if not os.path.isdir(folder)]
+    try:
+        yield
+    except BaseException as err:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if empty: a version published meanwhile stays
+        if isinstance(err, (OSError, tf.errors.OpError)):
+            raise layout.write_error(root, err) from err
+        raise
+
+
+def _write_version(model, root, name, version, with_encoder, tflite, overwrite, dataset):
+    """Builds version ``version`` in staging folders and publishes it (TFLite first, SavedModel last)."""
     endpoints = serving_endpoints(model, with_encoder)
     signatures = {n: SIGNATURE_DESCRIPTIONS[n] for n, _, _ in endpoints}
-
     staged = []
     try:
         saved_model_stage = layout.stage(root)
@@ -89,24 +110,25 @@ def export_model(
         )
         tflite_paths = {}
         if tflite:
-            from keras_vae.export.tflite import SIGNATURES, convert_tflite
-
             tflite_stage = layout.stage(os.path.join(root, layout.TFLITE_DIR))
             staged.append(tflite_stage)
-            files = convert_tflite(model, tflite_stage)
-            write_metadata(
-                tflite_stage,
-                export_metadata(
-                    model, version, dataset, list(SIGNATURES), format="tflite",
-                    variants={v: os.path.basename(p) for v, p in files.items()},
-                ),
-            )
-            tflite_dir = os.path.join(root, layout.TFLITE_DIR, str(version))
-            layout.publish(tflite_stage, tflite_dir, overwrite)
-            tflite_paths = {v: os.path.join(tflite_dir, os.path.basename(p)) for v, p in files.items()}
-        saved_model_dir = layout.publish(saved_model_stage, os.path.join(root, str(version)), overwrite)
+            tflite_paths = _write_tflite(model, tflite_stage, root, version, dataset, overwrite)
+        return layout.publish(saved_model_stage, os.path.join(root, str(version)), overwrite), tflite_paths
     finally:
         for path in staged:
             layout.discard(path)  # no-op for what was published
-    layout.write_server_configs(root, name)
-    return ExportResult(version, root, saved_model_dir, tflite_paths)
+
+
+def _write_tflite(model, tflite_stage, root, version, dataset, overwrite):
+    from keras_vae.export.tflite import SIGNATURES, convert_tflite
+
+    files = convert_tflite(model, tflite_stage)
+    write_metadata(
+        tflite_stage,
+        export_metadata(
+            model, version, dataset, list(SIGNATURES), format="tflite",
+            variants={v: os.path.basename(p) for v, p in files.items()},
+        ),
+    )
+    tflite_dir = layout.publish(tflite_stage, os.path.join(root, layout.TFLITE_DIR, str(version)), overwrite)
+    return {v: os.path.join(tflite_dir, os.path.basename(p)) for v, p in files.items()}

@@ -15,12 +15,15 @@ Serving signatures (`serving_endpoints`):
   the lower layers at their conditional prior means rather than drawn).
 - with ``with_encoder``: ``encode`` (``images`` -> ``loc``, ``scale``), ``reconstruct`` (``images``
   -> ``images``, decoded posterior means) and ``score`` (``images`` -> ``score``, see `SCORE_SAMPLES`).
-- conditional models (``model.conditional``, class labels) take an extra ``label`` int32 ``[batch]``
-  input on every signature (for ``sample``: one label for all samples, or one per sample).
+- conditional models (``model.condition``) take an extra ``label`` input on every signature: int32
+  ``[batch]`` class indices (kind "class") or float32 ``[batch, size]`` vectors (kind "vector"); for
+  ``sample``, one label for all samples or one per sample.
+- image inputs are checked against ``model.likelihood.data_range`` ([0, 1] for Bernoulli pixels).
 
 TFLite signatures (`tflite_endpoints`): ``decode`` (``z`` -> ``images``) and ``sample``
 (``num_samples`` -> ``images``, ``z``), drawn with the builtin RANDOM_STANDARD_NORMAL /
-RANDOM_UNIFORM ops (stateless random ops need Flex, which the pip LiteRT runtime cannot run).
+RANDOM_UNIFORM ops (stateless random ops need Flex, which the pip LiteRT runtime cannot run), and
+fixed-batch copies of ``decode`` (e.g. ``decode_64``: exactly 64 codes), with static shapes throughout.
 
 Example:
 
@@ -35,11 +38,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae.anomaly import DEFAULT_NUM_SAMPLES
+from keras_vae.export.limits import MAX_SAMPLES
 
 tfd = tfp.distributions
-
-# Upper bound of `num_samples` in the `sample` signature: one request stays a bounded amount of work.
-MAX_SAMPLES = 1024
 
 # `score` is the estimator of keras_vae.anomaly_scores(method="elbo") (-mean of log importance
 # weights, as many posterior draws), traced into the graph: one image at a time from a fixed stateless
@@ -71,32 +72,40 @@ def _checked_codes(z):
     return tf.debugging.check_numerics(z, "z must be finite (it contains NaN or Inf)")
 
 
+def _with_checks(checks, tensor):
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
+
+
 def _checked_images(model, images):
     images = tf.debugging.check_numerics(images, "images must be finite (they contain NaN or Inf)")
-    if getattr(model.likelihood, "name_key", None) == "bernoulli":
-        # Pixel probabilities: 0..255 pixels would score as garbage instead of failing.
-        checks = [
-            tf.debugging.assert_greater_equal(images, 0.0, message="images must be in [0, 1]"),
-            tf.debugging.assert_less_equal(images, 1.0, message="images must be in [0, 1] (scale 0..255 by 1/255)"),
-        ]
-        with tf.control_dependencies(checks):
-            images = tf.identity(images)
-    return images
+    data_range = model.likelihood.data_range
+    if data_range is None:  # e.g. Gaussian pixels: any finite value
+        return images
+    # Outside the likelihood's support (0..255 pixels for Bernoulli) images would score as garbage.
+    low, high = data_range
+    message = f"images must be in [{low:g}, {high:g}]" + (" (scale 0..255 pixels by 1/255)" if high == 1 else "")
+    return _with_checks(
+        [tf.debugging.assert_greater_equal(images, low, message=message),
+         tf.debugging.assert_less_equal(images, high, message=message)],
+        images,
+    )
 
 
-def _checked_labels(model, label):
-    checks = [
-        tf.debugging.assert_non_negative(label, message="label must be >= 0"),
-        tf.debugging.assert_less(
-            label, tf.constant(model.num_classes, label.dtype), message=f"label must be < {model.num_classes}"
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(label)
+def _checked_labels(condition, label):
+    """``label`` with the checks of its kind: class indices in range, or finite label vectors."""
+    if condition.kind == "vector":
+        return tf.debugging.check_numerics(label, "label vectors must be finite (they contain NaN or Inf)")
+    size = tf.constant(condition.size, label.dtype)
+    return _with_checks(
+        [tf.debugging.assert_non_negative(label, message="label must be >= 0"),
+         tf.debugging.assert_less(label, size, message=f"label must be < {condition.size}")],
+        label,
+    )
 
 
 def _labels_for(label, num_samples):
-    """One label for every sample, or exactly one label per sample."""
+    """One label for every sample, or exactly one label per sample (class indices or vectors)."""
     count = tf.shape(label)[0]
     check = tf.debugging.assert_equal(
         tf.logical_or(tf.equal(count, 1), tf.equal(count, num_samples)),
@@ -104,7 +113,7 @@ def _labels_for(label, num_samples):
         message="label must hold 1 label or num_samples labels",
     )
     with tf.control_dependencies([check]):
-        return tf.broadcast_to(label, [num_samples])
+        return tf.broadcast_to(label, tf.concat([[num_samples], tf.shape(label)[1:]], axis=0))
 
 
 def _stateless_seed(seed):
@@ -112,27 +121,25 @@ def _stateless_seed(seed):
     return tf.bitcast(seed, tf.int32)
 
 
-def is_conditional(model):
-    """Whether ``model`` takes class labels; vector-label conditional models are not exportable."""
-    if not getattr(model, "conditional", False):
-        return False
-    if not isinstance(getattr(model, "num_classes", None), int):
-        raise ValueError(
-            f"Exporting a conditional {type(model).__name__} needs class-index labels (num_classes); "
-            "models conditioned on label vectors (label_dim) are not supported by the export."
-        )
-    return True
-
-
 def _image_spec(model):
     return tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
 
 
-def _code_spec(model):
-    return tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+def _code_spec(model, batch=None):
+    return tf.TensorSpec([batch, model.latent_dim], tf.float32, name="z")
 
 
-LABEL_SPEC = tf.TensorSpec([None], tf.int32, name="label")
+def label_specs(model, batch=None):
+    """``[model.condition.label_spec()]`` for a conditional model, else ``[]``: the trailing label input.
+
+    ``batch`` fixes its first dimension (for the fixed-batch TFLite signatures).
+    """
+    spec = model.condition.label_spec(name="label")
+    if spec is None:
+        return []
+    return [spec if batch is None else tf.TensorSpec([batch, *spec.shape[1:]], spec.dtype, name=spec.name)]
+
+
 NUM_SAMPLES_SPEC = tf.TensorSpec([], tf.int32, name="num_samples")
 SAMPLE_SPECS = [NUM_SAMPLES_SPEC, tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int64, name="seed")]
 
@@ -140,16 +147,16 @@ SAMPLE_SPECS = [NUM_SAMPLES_SPEC, tf.TensorSpec([], tf.float32, name="temperatur
 def serving_endpoints(model, with_encoder=False):
     """The TF Serving signatures of ``model``: ``[(name, fn, input_signature), ...]``, default first.
 
-    A conditional model's functions take a trailing ``label`` argument (``*label`` below).
+    A conditional model's functions take a trailing ``label`` argument (``*label`` below, empty otherwise).
     """
-    conditional = is_conditional(model)
-    label_spec = [LABEL_SPEC] if conditional else []
+    condition = model.condition
+    label_spec = label_specs(model)
 
     def labels_of(label):
-        return [_checked_labels(model, label[0])] if conditional else []
+        return _checked_labels(condition, label[0]) if label else None
 
     def decode(z, *label):
-        return {"images": model.decode(_checked_codes(z), *labels_of(label))}
+        return {"images": model.decode(_checked_codes(z), labels=labels_of(label))}
 
     def sample(num_samples, temperature, seed, *label):
         checks = [
@@ -162,8 +169,9 @@ def serving_endpoints(model, with_encoder=False):
         with tf.control_dependencies(checks):
             temperature = tf.debugging.check_numerics(temperature, "temperature must be finite")
             z = model.prior.sample(num_samples, temperature=temperature, seed=_stateless_seed(seed))
-        labels = [_labels_for(labels, num_samples) for labels in labels_of(label)]
-        return {"images": model.decode(z, *labels), "z": z}
+        labels = labels_of(label)
+        labels = None if labels is None else _labels_for(labels, num_samples)
+        return {"images": model.decode(z, labels=labels), "z": z}
 
     endpoints = [
         ("serving_default", decode, [_code_spec(model), *label_spec]),
@@ -173,22 +181,19 @@ def serving_endpoints(model, with_encoder=False):
         return endpoints
 
     def encode(images, *label):
-        posterior = model.encode(_checked_images(model, images), *labels_of(label))
+        posterior = model.encode(_checked_images(model, images), labels=labels_of(label))
         return {"loc": posterior.mean(), "scale": posterior.stddev()}
 
     def reconstruct(images, *label):
-        return {"images": model.reconstruct(_checked_images(model, images), *labels_of(label))}
+        return {"images": model.reconstruct(_checked_images(model, images), labels=labels_of(label))}
 
     def score(images, *label):
-        images = _checked_images(model, images)
-
         def negative_elbo(example):
-            x = example[0][tf.newaxis]
-            inputs = (x, example[1][tf.newaxis]) if conditional else x
-            log_weights = model.log_importance_weights(inputs, SCORE_SAMPLES, seed=SCORE_SEED)
+            x, labels = example[0][tf.newaxis], (example[1][tf.newaxis] if label else None)
+            log_weights = model.log_importance_weights(x, SCORE_SAMPLES, seed=SCORE_SEED, labels=labels)
             return -tf.reduce_mean(log_weights[:, 0])
 
-        examples = (images, *labels_of(label))
+        examples = (_checked_images(model, images), *([labels_of(label)] if label else []))
         return {"score": tf.map_fn(negative_elbo, examples, fn_output_signature=tf.float32)}
 
     image_specs = [_image_spec(model), *label_spec]
@@ -217,16 +222,32 @@ def on_device_prior_sample(prior, num_samples):
     )
 
 
-def tflite_endpoints(model):
-    """The on-device signatures ``decode`` and ``sample`` (no input checks: TFLite has no Assert op)."""
-    label_spec = [LABEL_SPEC] if is_conditional(model) else []
+def tflite_endpoints(model, fixed_batches=None):
+    """The on-device signatures ``decode`` and ``sample`` (no input checks: TFLite has no Assert op), and
+    ``decode`` once more for each ``{name: batch}`` of ``fixed_batches``, taking exactly ``batch`` codes.
+
+    A fixed batch gives every tensor a static shape: the converter folds the shape arithmetic (e.g.
+    TRANSPOSE_CONV's output shape) into constants, so XNNPACK runs every op and the runtime never resizes.
+
+    >>> [name for name, _, _ in tflite_endpoints(vae, {"decode_1": 1, "decode_64": 64})]
+    ['decode', 'sample', 'decode_1', 'decode_64']
+    """
 
     def decode(z, *label):
-        return {"images": model.decode(z, *label)}
+        return {"images": model.decode(z, labels=label[0] if label else None)}
 
     def sample(num_samples, *label):
         z = on_device_prior_sample(model.prior, num_samples)
-        labels = [tf.broadcast_to(labels, [num_samples]) for labels in label]
-        return {"images": model.decode(z, *labels), "z": z}
+        labels = _broadcast_labels(label[0], num_samples) if label else None
+        return {"images": model.decode(z, labels=labels), "z": z}
 
-    return [("decode", decode, [_code_spec(model), *label_spec]), ("sample", sample, [NUM_SAMPLES_SPEC, *label_spec])]
+    label_spec = label_specs(model)
+    endpoints = [("decode", decode, [_code_spec(model), *label_spec]),
+                 ("sample", sample, [NUM_SAMPLES_SPEC, *label_spec])]
+    return endpoints + [(name, decode, [_code_spec(model, batch), *label_specs(model, batch)])
+                        for name, batch in (fixed_batches or {}).items()]
+
+
+def _broadcast_labels(label, num_samples):
+    # TFLite has no Assert op: one label (or num_samples of them) is the caller's contract (see TFLiteModel).
+    return tf.broadcast_to(label, tf.concat([[num_samples], tf.shape(label)[1:]], axis=0))

@@ -2,10 +2,13 @@
 
 Variants (``VARIANTS``): ``float32``; ``float16`` (float16 weights); ``dynamic_range`` (int8 weights,
 float activations); ``int8`` (full integer quantization of weights and activations, calibrated on
-codes drawn from the prior; float32 inputs and outputs; for conditional models the label's ONE_HOT
-stays float, working around a quantizer bug). Each has the signatures ``decode``
-(``z`` -> ``images``) and ``sample`` (``num_samples`` -> ``images``, ``z``), using builtin ops only
-(no Flex ops, which the pip LiteRT runtime cannot run).
+codes drawn from the prior; float32 inputs and outputs; for class-conditional models the label's ONE_HOT
+stays float, working around a quantizer bug; label vectors are calibrated on [0, 1)). Each has the
+signatures ``decode`` (``z`` -> ``images``) and ``sample`` (``num_samples`` -> ``images``, ``z``), plus a
+``label`` input for conditional models (as in `export.signatures`), using builtin ops only (no Flex
+ops, which the pip LiteRT runtime cannot run). ``decode_1``, ``decode_8`` and ``decode_64``
+(`DECODE_BATCHES`) decode exactly that many codes with static shapes: on device, call the one that fits
+(`TFLiteModel.decode` splits any batch into them, see `decode_chunks`) and allocate its tensors once.
 
 They are converted with ``tf.lite.TFLiteConverter.from_saved_model`` from a SavedModel written by
 `keras.export.ExportArchive`, whose variables the converter freezes into constants; `convert_tflite`
@@ -25,49 +28,80 @@ import warnings
 
 import numpy as np
 
+from keras_vae.export.labels import condition_of_input, label_batch, placeholder_labels
+
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 SIGNATURES = ("decode", "sample")
 CALIBRATION_BATCHES = 16
 CALIBRATION_BATCH_SIZE = 32
+CHUNK_SIZE = 1024  # samples per on-device `sample` call
+# Batch sizes of the fixed-batch signatures ``decode_<b>``: static shapes, so XNNPACK runs every op (with a
+# dynamic batch, TRANSPOSE_CONV's computed output shape keeps it on the slow builtin kernel) and the
+# interpreter never resizes or reallocates. `TFLiteModel.decode` splits any batch into these.
+DECODE_BATCHES = (1, 8, 64)
 
 
-def _representative_dataset(model):
-    """Calibration inputs for full-integer quantization: codes drawn from the prior, fixed seeds."""
-    conditional = bool(getattr(model, "conditional", False))
+def fixed_batch_signature(batch):
+    """The name of the signature decoding exactly ``batch`` codes: ``decode_64`` for 64."""
+    return f"decode_{int(batch)}"
+
+
+def fixed_batches(batches=None):
+    """``{signature name: batch}`` of the fixed-batch decode signatures (default `DECODE_BATCHES`)."""
+    return {fixed_batch_signature(b): int(b) for b in (DECODE_BATCHES if batches is None else batches)}
+
+
+def _calibration_labels(condition, rng, count=CALIBRATION_BATCH_SIZE):
+    # Class indices over every class; label vectors over [0, 1) (their range is the data's, unknown here).
+    if condition.kind == "class":
+        return rng.integers(0, condition.size, count).astype(np.int32)
+    return rng.random((count, condition.size)).astype(np.float32)
+
+
+def _representative_dataset(model, decode_batches):
+    """Calibration inputs for full-integer quantization: codes drawn from the prior, fixed seeds.
+
+    Every signature sees as many codes (``CALIBRATION_BATCHES * CALIBRATION_BATCH_SIZE``), so the fixed-batch
+    ``decode_<b>`` signatures get the same activation ranges as ``decode``.
+    """
+    condition = model.condition
     rng = np.random.default_rng(0)
+    total = CALIBRATION_BATCHES * CALIBRATION_BATCH_SIZE
+
+    def codes(count, i):
+        return np.asarray(model.prior.sample(count, temperature=1.0, seed=(i, 17)), np.float32)
+
+    def labels(count):
+        return {"label": _calibration_labels(condition, rng, count)} if condition else {}
 
     def batches():
         for i in range(CALIBRATION_BATCHES):
-            z = model.prior.sample(CALIBRATION_BATCH_SIZE, temperature=1.0, seed=(i, 17))
-            inputs = {"z": np.asarray(z, np.float32)}
-            if conditional:
-                inputs["label"] = rng.integers(0, model.num_classes, CALIBRATION_BATCH_SIZE).astype(np.int32)
-            yield "decode", inputs
-            sample_inputs = {"num_samples": np.array(CALIBRATION_BATCH_SIZE, np.int32)}
-            if conditional:
-                sample_inputs["label"] = inputs["label"]
-            yield "sample", sample_inputs
+            yield "decode", {"z": codes(CALIBRATION_BATCH_SIZE, i), **labels(CALIBRATION_BATCH_SIZE)}
+            yield "sample", {"num_samples": np.array(CALIBRATION_BATCH_SIZE, np.int32), **labels(CALIBRATION_BATCH_SIZE)}
+        for name, batch in decode_batches.items():
+            all_codes = codes(total, 1000 + batch)
+            for start in range(0, total - batch + 1, batch):
+                yield name, {"z": all_codes[start:start + batch], **labels(batch)}
 
     return batches
 
 
-def _convert(saved_model_dir, variant, model):
+def _convert(saved_model_dir, variant, model, decode_batches):
     """The flatbuffer of one variant, converted from the SavedModel at ``saved_model_dir``."""
     import tensorflow as tf
 
-    from keras_vae.export.signatures import is_conditional
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=list(SIGNATURES))
+    keys = [*SIGNATURES, *decode_batches]
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=keys)
     if variant == "float32":
         return converter.convert()
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
-        converter.representative_dataset = _representative_dataset(model)
+        converter.representative_dataset = _representative_dataset(model, decode_batches)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if is_conditional(model):
-            # TF 2.21's quantizer gives ONE_HOT (the label encoding) an int8 output whose scale differs
+        if model.condition.kind == "class":
+            # TF 2.21's quantizer gives ONE_HOT (the class label encoding) an int8 output whose scale differs
             # from its on/off values', corrupting the label; that one op stays float.
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter,
@@ -82,7 +116,7 @@ def _convert(saved_model_dir, variant, model):
 
 def convert_tflite(model, out_dir, variants=VARIANTS):
     """Writes ``out_dir/<variant>.tflite`` for each variant; returns ``{variant: path}``."""
-    from keras_vae.export.saved_model import write_archive
+    from keras_vae.export.archive import write_archive
     from keras_vae.export.signatures import tflite_endpoints
 
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -90,13 +124,15 @@ def convert_tflite(model, out_dir, variants=VARIANTS):
         raise ValueError(f"Unknown TFLite variants {unknown}; expected some of {list(VARIANTS)}.")
     os.makedirs(out_dir, exist_ok=True)
     paths = {}
-    with tempfile.TemporaryDirectory(prefix="keras-vae-tflite-") as source:
-        write_archive(model, tflite_endpoints(model), source)
+    # The intermediate SavedModel sits in out_dir: same disk as the result, and gone with a discarded stage.
+    decode_batches = fixed_batches()
+    with tempfile.TemporaryDirectory(prefix=".source-", dir=out_dir) as source:
+        write_archive(model, tflite_endpoints(model, decode_batches), source)
         for variant in variants:
             with warnings.catch_warnings():
                 # int8 calibration runs TF's own deprecated interpreter internally.
                 warnings.filterwarnings("ignore", message=".*lite.Interpreter is deprecated")
-                flatbuffer = _convert(source, variant, model)
+                flatbuffer = _convert(source, variant, model, decode_batches)
             path = os.path.join(out_dir, f"{variant}.tflite")
             with open(path, "wb") as f:
                 f.write(flatbuffer)
@@ -109,16 +145,44 @@ def _check_runs(path, model):
     # Weights left as variables convert "fine" and then produce NaN: never ship such a file.
     runner = TFLiteModel(path)
     z = np.asarray(model.prior.sample(4, temperature=1.0, seed=(0, 1)), np.float32)
-    labels = np.zeros([4], np.int32) if runner.conditional else None
+    labels = placeholder_labels(model.condition, 4) if model.condition else None
     images = runner.decode(z, labels)
     if not np.all(np.isfinite(images)):
         raise ValueError(f"{path!r} produces non-finite images: the conversion is broken, not writing it.")
 
 
+def _fixed_batch_signatures(signature_names):
+    """``{name: batch}`` of the fixed-batch decode signatures among ``signature_names``."""
+    prefix = fixed_batch_signature(0)[:-1]
+    return {name: int(name[len(prefix):]) for name in signature_names
+            if name.startswith(prefix) and name[len(prefix):].isdigit()}
+
+
+def decode_chunks(count, batches):
+    """``[(start, size), ...]`` covering ``count`` codes with the largest fixed ``batches`` that fit, in order.
+
+    What no fixed batch covers (none given, or a remainder below the smallest) is one last chunk for the
+    dynamic ``decode`` signature.
+
+    >>> decode_chunks(75, (1, 8, 64))
+    [(0, 64), (64, 8), (72, 1), (73, 1), (74, 1)]
+    """
+    chunks, start = [], 0
+    for batch in sorted(batches, reverse=True):
+        while count - start >= batch:
+            chunks.append((start, batch))
+            start += batch
+    return chunks + ([(start, count - start)] if start < count else [])
+
+
 class TFLiteModel:
     """Runs an exported ``.tflite`` VAE with ``ai_edge_litert``: ``decode(z)`` and ``sample(n)``.
 
-    Inputs are checked here (shape, finiteness, label range), since TFLite models carry no checks.
+    Inputs are checked here (shape, finiteness, labels), since TFLite models carry no checks. A
+    conditional model (``self.condition`` not None) takes ``labels``: one for all examples, or one each.
+
+    >>> TFLiteModel("saved_models/cvae/tflite/1/float32.tflite").sample(4, labels=3)["images"].shape
+    (4, 28, 28, 1)
     """
 
     def __init__(self, path, num_threads=None):
@@ -138,33 +202,60 @@ class TFLiteModel:
         self.path = path
         self._decode = self.interpreter.get_signature_runner("decode")
         self._sample = self.interpreter.get_signature_runner("sample")
-        z_details = self._decode.get_input_details()["z"]
-        self.latent_dim = int(z_details["shape_signature"][-1])
-        self.conditional = "label" in signatures["decode"]["inputs"]
+        # Files written before the fixed-batch signatures have none: everything then goes through `decode`.
+        self._fixed = {batch: self.interpreter.get_signature_runner(name)
+                       for name, batch in _fixed_batch_signatures(signatures).items()}
+        inputs = self._decode.get_input_details()
+        self.latent_dim = int(inputs["z"]["shape_signature"][-1])
+        label = inputs.get("label")
+        self.condition = None if label is None else condition_of_input(label["dtype"], label["shape_signature"])
+
+    @property
+    def conditional(self):
+        return self.condition is not None
 
     def decode(self, z, labels=None):
+        """Images for codes ``z`` ``[batch, latent_dim]``, run through the fixed-batch signatures (`decode_chunks`)."""
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim or z.shape[0] < 1:
             raise ValueError(f"Expected z of shape (batch >= 1, {self.latent_dim}), got {z.shape}.")
         if not np.all(np.isfinite(z)):
             raise ValueError("z must be finite (it contains NaN or Inf).")
-        return self._decode(**{"z": z, **self._label_inputs(labels, z.shape[0])})["images"]
+        labels = self._label_inputs(labels, z.shape[0])
+        if z.shape[0] in self._fixed:  # the common case, without the chunking's per-call cost
+            return self._run(self._fixed[z.shape[0]], z=z, **labels)["images"]
+        parts = []
+        for start, batch in decode_chunks(z.shape[0], self._fixed):
+            runner = self._fixed.get(batch, self._decode)
+            inputs = {name: value[start:start + batch] for name, value in (("z", z), *labels.items())}
+            parts.append(self._run(runner, **inputs)["images"])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def sample(self, num_samples, labels=None):
-        """``{"images", "z"}`` for ``num_samples`` codes drawn on device (not reproducible: no seed)."""
+        """``{"images", "z"}`` for ``num_samples`` codes drawn on device (not reproducible: no seed).
+
+        Drawn in chunks of `CHUNK_SIZE`, so the interpreter's buffers stay small for any ``num_samples``.
+        """
         num_samples = int(num_samples)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
-        return self._sample(num_samples=np.array(num_samples, np.int32), **self._label_inputs(labels, num_samples))
+        labels = self._label_inputs(labels, num_samples).get("label")
+        chunks = []
+        for start in range(0, num_samples, CHUNK_SIZE):
+            count = min(CHUNK_SIZE, num_samples - start)
+            label = {} if labels is None else {"label": labels[start : start + count]}
+            chunks.append(self._run(self._sample, num_samples=np.array(count, np.int32), **label))
+        return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in ("images", "z")}
+
+    def _run(self, runner, **inputs):
+        try:
+            return runner(**inputs)
+        except RuntimeError as err:  # e.g. a buffer the runtime cannot allocate: say which model failed
+            raise ValueError(f"The TFLite model {self.path!r} failed to run: {err}") from None
 
     def _label_inputs(self, labels, count):
-        if not self.conditional:
+        if self.condition is None:
             if labels is not None:
                 raise ValueError("This model is not conditional: it takes no labels.")
             return {}
-        if labels is None:
-            raise ValueError("This model is conditional: pass labels (one per example, or one for all).")
-        labels = np.broadcast_to(np.asarray(labels, np.int32).reshape(-1), [count]).copy()
-        if labels.min() < 0:
-            raise ValueError(f"labels must be >= 0, got {labels.min()}.")
-        return {"label": labels}
+        return {"label": label_batch(self.condition, labels, count)}

@@ -4,7 +4,8 @@ A TFRecord file of ``PredictionLog`` protos that tensorflow_model_server replays
 version (``--enable_model_warmup``, on by default), so the first real request does not pay for graph
 initialisation. `keras-vae serve` replays them too. Only signatures with a batch dimension on every
 input are warmed up: with ``--enable_batching`` TF Serving rejects scalar inputs (``sample``), and a
-failing warm-up request fails the whole model load.
+failing warm-up request fails the whole model load. Conditional models get placeholder labels
+(class 0, or zero vectors).
 
 Example:
 
@@ -17,8 +18,8 @@ import os
 
 import numpy as np
 
-from keras_vae.export.client import predict_request_proto
-from keras_vae.export.signatures import is_conditional
+from keras_vae.export.labels import placeholder_labels
+from keras_vae.export.predict_proto import prediction_log_record, predict_request_proto, request_of_record
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 16)
@@ -26,11 +27,11 @@ WARMUP_BATCH_SIZES = (1, 16)
 
 def warmup_requests(model, model_name, with_encoder):
     """Predict requests covering the batched signatures of an export of ``model``."""
-    conditional = is_conditional(model)
+    condition = model.condition
 
     def request(signature, batch, **inputs):
-        if conditional:
-            inputs["label"] = np.zeros([batch], np.int32)
+        if condition:
+            inputs["label"] = placeholder_labels(condition, batch)
         return predict_request_proto(model_name, inputs, signature)
 
     requests = [request("serving_default", n, z=np.zeros([n, model.latent_dim], np.float32)) for n in WARMUP_BATCH_SIZES]
@@ -42,27 +43,20 @@ def warmup_requests(model, model_name, with_encoder):
 
 def write_warmup(version_dir, requests):
     import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
 
     path = os.path.join(version_dir, WARMUP_PATH)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
         for request in requests:
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
+            writer.write(prediction_log_record(request))
     return path
 
 
 def read_warmup(version_dir):
     """The PredictRequests recorded in a version's warm-up file ([] when it has none)."""
     import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
 
     path = os.path.join(version_dir, WARMUP_PATH)
     if not os.path.isfile(path):
         return []
-    requests = []
-    for record in tf.data.TFRecordDataset(path):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        requests.append(log.predict_log.request)
-    return requests
+    return [request_of_record(record.numpy()) for record in tf.data.TFRecordDataset(path)]

@@ -15,6 +15,11 @@ Example:
 
 __version__ = "0.2.0"
 
+from keras_vae._startup import quiet_tensorflow_startup
+
+with quiet_tensorflow_startup():  # the keras-vae command hides TensorFlow's start-up lines unless --verbose
+    import tensorflow  # noqa: F401
+
 from keras_vae.anomaly import anomaly_scores, score_threshold
 from keras_vae.bounds import iwae_bound, refine_posterior
 from keras_vae.conditioning import Condition
@@ -33,6 +38,7 @@ from keras_vae.optimizers import NonFiniteSkipping
 from keras_vae.posteriors import GaussianPosterior, IAFPosterior, Posterior, get_posterior
 from keras_vae.priors import (GaussianMixturePrior, MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior,
                               get_prior)
+from keras_vae.samplers import GaussianMixtureSampler, Sampler, TwoStageSampler, get_sampler
 from keras_vae.saving import load_vae
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "Posterior", "GaussianPosterior", "IAFPosterior", "get_posterior",
     "Prior", "StandardNormalPrior", "GaussianMixturePrior", "MixtureOfGaussiansPrior", "VampPrior", "get_prior",
     "Objective", "ELBO", "CapacityELBO", "TotalCorrelationELBO", "ImportanceWeightedBound", "get_objective",
+    "Sampler", "GaussianMixtureSampler", "TwoStageSampler", "get_sampler",
     "iwae_bound", "refine_posterior", "image_grid", "load_vae",
     "mlp_encoder", "mlp_decoder", "conv_encoder", "conv_decoder", "GatedDense", "conditional_encoder",
     "conditional_decoder",

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_vae.bounds import iwae_bound
 from keras_vae.latent import checked_images, label_batch
+from keras_vae.progress import progress_bar
 
 SCORE_METHODS = ("elbo", "iwae")
 DEFAULT_NUM_SAMPLES = {"elbo": 10, "iwae": 100}
@@ -43,6 +44,7 @@ def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=12
     images = checked_images(model, images)
     labels = label_batch(model, labels, len(images))
     scores = []
+    bar = progress_bar(len(images), unit="image")
     for index, start in enumerate(range(0, len(images), int(batch_size))):
         chunk = images[start : start + int(batch_size)]
         chunk_labels = None if labels is None else labels[start : start + int(batch_size)]
@@ -56,6 +58,7 @@ def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=12
             log_w = model.log_importance_weights(chunk, num_samples, seed=tf.constant([batch_seed, 0], tf.int32),
                                                  labels=chunk_labels)
             scores.append(-np.asarray(log_w).mean(axis=0))
+        bar.add(len(chunk))
     scores = np.concatenate(scores)
     if not np.all(np.isfinite(scores)):
         raise ValueError("The model produced non-finite scores (NaN or Inf): is it trained and finite?")

@@ -19,6 +19,8 @@ Example:
 
 import numpy as np
 
+from keras_vae.progress import progress_bar
+
 
 def discretize(codes, num_bins=20):
     """Each column of ``codes`` ``[n, d]`` binned into ``num_bins`` equal-width bins: int ``[n, d]``."""
@@ -127,12 +129,21 @@ def factor_vae_score(represent, factor_sizes, batch_size=64, num_train_votes=500
         variances[:, ~active] = np.inf
         return np.argmin(variances, axis=1), fixed
 
+    bar = progress_bar(int(num_train_votes) + int(num_eval_votes), unit="vote")
+
+    def votes_with_progress(n, chunk=50):
+        parts = []
+        for start in range(0, n, chunk):
+            parts.append(votes(min(chunk, n - start)))
+            bar.add(min(chunk, n - start))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     counts = np.zeros((num_dims, len(sizes)), np.int64)
     if active.any():
-        dims, fixed = votes(int(num_train_votes))
+        dims, fixed = votes_with_progress(int(num_train_votes))
         np.add.at(counts, (dims, fixed), 1)
         assigned = counts.argmax(axis=1)
-        eval_dims, eval_fixed = votes(int(num_eval_votes))
+        eval_dims, eval_fixed = votes_with_progress(int(num_eval_votes))
         score = float(np.mean(assigned[eval_dims] == eval_fixed))
         train_accuracy = float(counts.max(axis=1).sum() / counts.sum())
     else:

@@ -9,6 +9,7 @@ Example:
 """
 
 from keras_vae import names
+from keras_vae.adversaries import FactorDiscriminator, ImageDiscriminator, factor_discriminator, image_discriminator
 from keras_vae.conditioning import Condition
 from keras_vae.ladder import DEFAULT_LOWER_LATENT_DIMS, LadderVAE
 from keras_vae.likelihoods import GaussianLikelihood, get_likelihood
@@ -19,29 +20,54 @@ from keras_vae.posteriors import IAFPosterior
 from keras_vae.priors import get_prior
 
 
+def _unused(variant, options, keys, why):
+    given = [k for k in keys if options.get(k) not in (None, 0, 0.0)]
+    if given:
+        raise ValueError(f"Option {given[0]!r} has no effect for variant {variant!r}: {why}.")
+
+
 def _objective(variant, options):
     """The variant's objective from its options (popped from ``options``)."""
-    iw = int(options.pop("iw_train_samples", 1))
-    warmup = options.pop("kl_warmup_steps", 0)
-    free_bits = options.pop("free_bits", 0.0)
+    iw = options.pop("iw_train_samples", 1)
+    if isinstance(iw, bool) or int(iw) != float(iw) or int(iw) < 1:
+        raise ValueError(f"iw_train_samples must be an integer >= 1, got {iw!r}")
+    iw = int(iw)
     if variant == "beta_tcvae":
+        _unused(variant, options, ("free_bits",), "its loss weighs the KL's three parts instead")
+        options.pop("free_bits", None)
         tc = {k: options.pop(k) for k in ("beta", "alpha", "gamma", "dataset_size") if k in options}
-        objective = TotalCorrelationELBO(kl_warmup_steps=warmup, **tc)
+        objective = TotalCorrelationELBO(kl_warmup_steps=options.pop("kl_warmup_steps", 0), **tc)
     elif variant == "beta_vae" and options.get("capacity_max") is not None:
-        options.pop("beta", None)
+        # beta is not refused: configs always carry one. With a capacity it has no part in the loss.
+        _unused(variant, options, ("free_bits", "kl_warmup_steps"), "with capacity_max the loss is gamma * |KL - C|")
         capacity = {k: options.pop(k) for k in ("capacity_max", "capacity_steps", "gamma") if k in options}
         objective = CapacityELBO(**capacity)
     else:
-        for key in ("capacity_max", "capacity_steps", "gamma"):
-            options.pop(key, None)  # beta_vae without a capacity: the plain weighted ELBO
+        if variant == "beta_vae":
+            _unused(variant, options, ("capacity_steps", "gamma"), "they anneal a capacity; give capacity_max")
+            options.pop("capacity_max", None)
         objective = ELBO(beta=options.pop("beta", 4.0 if variant == "beta_vae" else 1.0),
-                         kl_warmup_steps=warmup, free_bits=free_bits)
+                         kl_warmup_steps=options.pop("kl_warmup_steps", 0), free_bits=options.pop("free_bits", 0.0))
+    for key in ("beta", "free_bits", "kl_warmup_steps"):
+        options.pop(key, None)
     if iw > 1:
         if not isinstance(objective, ELBO):
             raise ValueError(f"iw_train_samples > 1 trains on the importance-weighted bound; variant {variant!r} "
                              "has an objective of its own.")
         objective = ImportanceWeightedBound(iw)
     return objective
+
+
+def _adversary(variant, options, input_shape, latent_dim):
+    """FactorVAE's code discriminator or VAE-GAN's image discriminator (options popped), else None."""
+    if variant == "factor_vae":
+        units = tuple(options.pop("discriminator_units", (512, 512, 512)))
+        return FactorDiscriminator(factor_discriminator(latent_dim, units), gamma=options.pop("gamma", 35.0))
+    if variant == "vae_gan":
+        filters = tuple(options.pop("discriminator_filters", (32, 64, 128)))
+        weights = {k: options.pop(k) for k in ("feature_weight", "adversarial_weight") if k in options}
+        return ImageDiscriminator(image_discriminator(input_shape, filters), **weights)
+    return None
 
 
 def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoulli", variant="vae", **options):
@@ -56,7 +82,8 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
         variant: ``"vae"``; ``"beta_vae"`` (``beta``, default 4, or ``capacity_max``/``capacity_steps``/``gamma``);
             ``"beta_tcvae"`` (``beta``, ``alpha``, ``gamma``, ``dataset_size``); ``"cvae"`` (needs
             ``num_classes`` or ``label_dim``); ``"ladder"`` (``lower_latent_dims``, ``ladder_units``); ``"iaf"``
-            (``num_flows``, ``flow_units``).
+            (``num_flows``, ``flow_units``); ``"factor_vae"`` (``gamma``, ``discriminator_units``); ``"vae_gan"``
+            (``feature_weight``, ``adversarial_weight``, ``discriminator_filters``).
         **options: network options (``hidden_units``, ``dropout``, ``gated`` for mlp; ``filters``,
             ``kernel_size``, ``dense_units`` for conv; ``activation``) and the model's parts: ``prior`` (+
             ``prior_options``), ``posterior``, ``beta``, ``kl_warmup_steps``, ``free_bits``,
@@ -85,6 +112,7 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
         "condition": condition,
         "seed": options.pop("seed", None),
     }
+    parts["adversary"] = _adversary(variant, options, input_shape, latent_dim)
     flows = {k: options.pop(k) for k in ("num_flows", "flow_units") if k in options}
     posterior = options.pop("posterior", "iaf" if variant == "iaf" or flows else "gaussian")
     parts["posterior"] = IAFPosterior(**flows) if posterior == "iaf" else posterior

@@ -23,12 +23,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae.adversaries import get_adversary
 from keras_vae.conditioning import Condition
 from keras_vae.likelihoods import get_likelihood
 from keras_vae.objectives import get_objective
 from keras_vae.optimizers import NonFiniteSkipping
 from keras_vae.posteriors import get_posterior
 from keras_vae.priors import get_prior
+from keras_vae.samplers import get_sampler
 
 tfd = tfp.distributions
 
@@ -40,6 +42,8 @@ NONFINITE_POLICIES = ("skip", "stop")
 # (analytic where both are diagonal Gaussians or the prior is factorized, else log_q - log_p) and the
 # per-dimension KL [n, d] when it exists (else None).
 LatentLayer = collections.namedtuple("LatentLayer", ["z", "q", "log_q", "log_p", "kl", "kl_per_dim"])
+# A joint draw: the layers, log p(x | z) [n], the decoder output [n, H, W, C] and the condition it saw (or None).
+Draw = collections.namedtuple("Draw", ["layers", "log_px_z", "decoder_output", "condition"])
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,6 +108,9 @@ class VAE(keras.Model):
             `ImportanceWeightedBound`).
         condition: a `Condition` (or its config): what the networks are conditioned on; None for nothing.
         seed: seed of the posterior noise drawn in training.
+        samplers: ex-post samplers by name (see `fit_sampler`), saved with the model.
+        adversary: an `keras_vae.adversaries.Adversary` (a discriminator trained alongside, with its own
+            optimizer: FactorVAE, VAE-GAN), or None.
 
     Data for `fit` / `evaluate`: images, ``(images, labels)``, ``(images, labels, sample_weight)`` or
     ``{"images": ..., "labels": ...}``; an unconditional model ignores labels. A sample weight scales each
@@ -120,7 +127,8 @@ class VAE(keras.Model):
     """
 
     def __init__(self, encoder, decoder, latent_dim, likelihood="bernoulli", prior="standard_normal",
-                 posterior="gaussian", objective="elbo", condition=None, seed=None, **kwargs):
+                 posterior="gaussian", objective="elbo", condition=None, seed=None, samplers=None, adversary=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder = _deserialize(encoder)
         self.decoder = _deserialize(decoder)
@@ -145,8 +153,15 @@ class VAE(keras.Model):
             # With every layer built, Keras never traces `call` to build the model under a strategy.
             self.posterior.build((None, self.latent_dim))
         self.objective.check(self)
+        self.adversary = get_adversary(adversary)
+        if self.adversary is not None:
+            self.adversary.check(self)
+        self.samplers = {}
+        for name, sampler in (samplers or {}).items():
+            self.add_sampler(name, get_sampler(sampler))
         self.seed_generator = keras.random.SeedGenerator(seed, name="posterior_noise")
-        names = [*BASE_METRICS, *self.layer_metric_names(), *self.objective.metric_names]
+        names = [*BASE_METRICS, *self.layer_metric_names(), *self.objective.metric_names,
+                 *(self.adversary.metric_names if self.adversary is not None else ())]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
         self.nonfinite_policy = "skip"
@@ -303,17 +318,55 @@ class VAE(keras.Model):
         parameters = self.posterior_parameters_of(self.encoder_output(x, condition))
         return self.likelihood.mean(self.decoder_output_of(self.mean_codes(parameters), condition))
 
-    def sample_prior(self, num_samples, temperature=1.0, seed=None):
-        """Codes ``[num_samples, latent_dim]`` from the prior; ``temperature`` scales the spread."""
-        num_samples, temperature = _checked_sampling(num_samples, temperature)
-        return self.prior.sample(num_samples, temperature=temperature, seed=self._sampling_seed(seed))
+    # ----------------------------------------------------------------- samplers
+    def sampler(self, name="prior"):
+        """The code sampler ``name``: ``"prior"`` (the prior) or an ex-post sampler added by `fit_sampler`."""
+        if name == "prior":
+            return self.prior
+        if name not in self.samplers:
+            raise ValueError(f"Unknown sampler {name!r}; this model has {['prior', *self.samplers]}. "
+                             "Fit one with model.fit_sampler(images, kind=...).")
+        return self.samplers[name]
 
-    def sample(self, num_samples, temperature=1.0, seed=None, labels=None):
-        """Decoded prior samples ``[num_samples, H, W, C]``; a conditional model takes one label or one per sample."""
+    def add_sampler(self, name, sampler):
+        """Keeps ``sampler`` (built for this model's latent size, else a ValueError) under ``name``."""
+        if name == "prior" or not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"A sampler name must be an identifier other than 'prior', got {name!r}.")
+        if sampler.built and getattr(sampler, "latent_dim", None) != self.latent_dim:
+            raise ValueError(f"Sampler {name!r} was fitted to {sampler.latent_dim}-dimensional codes; this model's "
+                             f"codes have {self.latent_dim}: it belongs to another model.")
+        if not sampler.built:
+            sampler.build((None, self.latent_dim))
+        sampler.freeze()  # fitted after training: the model's fit never moves it
+        self.samplers[name] = sampler
+        return sampler
+
+    def fit_sampler(self, images, labels=None, kind="gmm", name=None, batch_size=256, seed=0, verbose=False,
+                    **options):
+        """Fits an ex-post sampler (`keras_vae.samplers`) to the posterior means of ``images`` and keeps it.
+
+        Returns the sampler; ``model.sample(n, sampler=name)`` then draws from it (``name`` defaults to ``kind``).
+        """
+        from keras_vae.latent import encode_means
+
+        codes = encode_means(self, images, labels, batch_size=batch_size)
+        sampler = get_sampler(kind, **options)
+        sampler.build((None, self.latent_dim))
+        sampler.fit(codes, seed=seed, verbose=verbose)
+        return self.add_sampler(name or kind, sampler)
+
+    def sample_prior(self, num_samples, temperature=1.0, seed=None, sampler="prior"):
+        """Codes ``[num_samples, latent_dim]`` from the prior (or ``sampler``); ``temperature`` scales the spread."""
+        num_samples, temperature = _checked_sampling(num_samples, temperature)
+        return self.sampler(sampler).sample(num_samples, temperature=temperature, seed=self._sampling_seed(seed))
+
+    def sample(self, num_samples, temperature=1.0, seed=None, labels=None, sampler="prior"):
+        """Decoded samples ``[num_samples, H, W, C]`` of codes from the prior or an ex-post ``sampler``; a
+        conditional model takes one label or one per sample."""
         num_samples, temperature = _checked_sampling(num_samples, temperature)
         condition = self._condition_of(labels, num_samples)
         base = self._sampling_seed(seed)
-        z = self.prior.sample(num_samples, temperature=temperature, seed=base)
+        z = self.sampler(sampler).sample(num_samples, temperature=temperature, seed=base)
         # Folded so layers below the top draw other noise than the top layer, from the same seed.
         codes = self.sample_codes(z, temperature, tf.random.experimental.stateless_fold_in(base, 1))
         return self.likelihood.mean(self.decoder_output_of(codes, condition))
@@ -340,8 +393,8 @@ class VAE(keras.Model):
     def draw(self, x, labels=None, num_samples=1, seed=None, training=False, parameters=None):
         """One joint draw of every layer per example and sample, with the decoder's log-likelihood.
 
-        Returns ``(layers, log_px_z)``: `LatentLayer`s (bottom first) and ``log p(x | z)``, all
-        ``[num_samples * batch]``, sample-major.
+        Returns a `Draw`: `LatentLayer`s (bottom first), ``log p(x | z)``, the decoder output and the
+        condition, all ``[num_samples * batch, ...]``, sample-major.
         """
         x = self._check_images(x)
         batch = tf.shape(x)[0]
@@ -352,31 +405,41 @@ class VAE(keras.Model):
         if condition is not None:
             condition = tile_samples(condition, num_samples)
         out = self.decoder_output_of(layers[0].z, condition, training=training)
-        out = tf.reshape(out, tf.concat([[num_samples, batch], tf.shape(out)[1:]], 0))
-        log_px_z = tf.reshape(self.likelihood.log_prob(x[tf.newaxis], out), [num_samples * batch])
-        return layers, log_px_z
+        samples = tf.reshape(out, tf.concat([[num_samples, batch], tf.shape(out)[1:]], 0))
+        log_px_z = tf.reshape(self.likelihood.log_prob(x[tf.newaxis], samples), [num_samples * batch])
+        return Draw(layers, log_px_z, out, condition)
 
     def elbo_terms(self, x, labels=None, training=False):
         """Per-example ELBO terms, each ``[batch]`` in nats, and the draw they came from.
 
         Returns ``(terms, layers)``: ``terms`` has ``reconstruction``, ``kl``, ``elbo`` (and ``kl_1`` ..
-        ``kl_L`` for hierarchies); objectives add ``loss`` and their own terms.
+        ``kl_L`` for hierarchies) and, for adversaries, the draw's top ``codes``, ``decoder_output`` and
+        ``condition``; objectives add ``loss`` and their own terms.
         """
-        layers, log_px_z = self.draw(x, labels, training=training)
-        kl = tf.add_n([layer.kl for layer in layers])
-        terms = {"reconstruction": -log_px_z, "kl": kl, "elbo": log_px_z - kl}
-        for name, layer in zip(self.layer_metric_names(), layers):
-            terms[name] = layer.kl
-        return terms, layers
+        draw = self.draw(x, labels, training=training)
+        return self.terms_of(draw), draw.layers
+
+    def terms_of(self, draw, count=None):
+        """The ELBO terms of the first ``count`` rows of a `Draw` (all by default)."""
+        rows = slice(None) if count is None else slice(None, count)
+        kl = tf.add_n([layer.kl[rows] for layer in draw.layers])
+        log_px_z = draw.log_px_z[rows]
+        terms = {"reconstruction": -log_px_z, "kl": kl, "elbo": log_px_z - kl,
+                 "codes": draw.layers[-1].z[rows], "decoder_output": draw.decoder_output[rows]}
+        if draw.condition is not None:
+            terms["condition"] = draw.condition[rows]
+        for name, layer in zip(self.layer_metric_names(), draw.layers):
+            terms[name] = layer.kl[rows]
+        return terms
 
     def log_importance_weights(self, x, num_samples, seed=None, labels=None, training=False, parameters=None):
         """``log p(x, z_k) - log q(z_k|x)`` for ``num_samples`` joint draws: ``[num_samples, batch]``.
 
         ``parameters`` (as from `posterior_parameters`) replaces the encoder's proposal q(z|x).
         """
-        layers, log_px_z = self.draw(x, labels, num_samples, seed, training, parameters)
-        log_w = log_px_z + tf.add_n([layer.log_p - layer.log_q for layer in layers])
-        return tf.reshape(log_w, [num_samples, tf.shape(layers[0].z)[0] // num_samples])
+        draw = self.draw(x, labels, num_samples, seed, training, parameters)
+        log_w = draw.log_px_z + tf.add_n([layer.log_p - layer.log_q for layer in draw.layers])
+        return tf.reshape(log_w, [num_samples, tf.shape(log_w)[0] // num_samples])
 
     # ----------------------------------------------------------------- Keras plumbing
     def call(self, x, labels=None, training=False):
@@ -386,12 +449,15 @@ class VAE(keras.Model):
         parameters = self.posterior_parameters_of(self.encoder_output(x, condition, training), training)
         return self.likelihood.mean(self.decoder_output_of(self.mean_codes(parameters), condition, training))
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, nonfinite="skip", **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, nonfinite="skip", adversary_optimizer=None,
+                **kwargs):
         """Compiles with ``optimizer`` only: the model owns its objective and metrics.
 
         Args:
             nonfinite: ``"skip"`` (default) skips an update whose loss or gradient is not finite and counts it
                 in ``skipped_steps``; ``"stop"`` also stops `fit` with `NonFiniteLossError`.
+            adversary_optimizer: the optimizer of the model's adversary (default: the adversary's own, e.g.
+                Adam(1e-4, 0.5, 0.9) for FactorVAE); non-finite discriminator steps are skipped the same way.
         """
         for name, value in (("loss", loss), ("metrics", metrics), ("loss_weights", kwargs.get("loss_weights")),
                             ("weighted_metrics", kwargs.get("weighted_metrics"))):
@@ -402,22 +468,33 @@ class VAE(keras.Model):
         if nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite must be one of {list(NONFINITE_POLICIES)}, got {nonfinite!r}")
         self.nonfinite_policy = nonfinite
-        optimizer = keras.optimizers.get(optimizer)
-        if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer) and \
-                keras.mixed_precision.global_policy().name != "mixed_float16":
-            optimizer = NonFiniteSkipping(optimizer)  # under mixed_float16 Keras adds its dynamic one
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=_guarded(optimizer), **kwargs)
+        self.adversary_optimizer = None
+        if self.adversary is not None:
+            mixed = keras.mixed_precision.global_policy().name == "mixed_float16"
+            adversary_optimizer = _guarded(adversary_optimizer or self.adversary.default_optimizer())
+            if mixed and not isinstance(adversary_optimizer, keras.optimizers.LossScaleOptimizer):
+                adversary_optimizer = keras.optimizers.LossScaleOptimizer(adversary_optimizer)
+            self.adversary_optimizer = adversary_optimizer
 
     def get_compile_config(self):
         config = super().get_compile_config()
-        return config if config is None else {**config, "nonfinite": self.nonfinite_policy}
+        if config is None:
+            return None
+        extra = {"nonfinite": self.nonfinite_policy}
+        if getattr(self, "adversary_optimizer", None) is not None:
+            extra["adversary_optimizer"] = keras.saving.serialize_keras_object(self.adversary_optimizer)
+        return {**config, **extra}
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
-        keep = ("optimizer", "nonfinite", "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss_with_mixed_precision")
+        keep = ("optimizer", "nonfinite", "adversary_optimizer", "run_eagerly", "steps_per_execution", "jit_compile",
+                "auto_scale_loss_with_mixed_precision")
         self.compile(**{k: v for k, v in config.items() if k in keep and v is not None})
         if self.optimizer is not None and self.built:
-            self.optimizer.build(self.trainable_variables)  # so the saved optimizer state can be restored
+            self.optimizer.build(self.model_variables())  # so the saved optimizer state can be restored
+        if getattr(self, "adversary_optimizer", None) is not None:
+            self.adversary_optimizer.build(self.adversary.trainable_variables)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Keras' `Model.export`, with the model's own input signature: images ``[batch, H, W, C]`` float32
@@ -460,23 +537,66 @@ class VAE(keras.Model):
             sample_weight = tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
         return x, (labels if self.condition else None), sample_weight
 
+    def model_variables(self):
+        """The trainable variables of the model's own objective: all but its adversary's."""
+        if self.adversary is None:
+            return self.trainable_variables
+        held_out = {id(v) for v in self.adversary.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in held_out]
+
+    def step_terms(self, x, labels, training):
+        """The objective's per-example terms, with the adversary's generator terms when there is one."""
+        terms = self.objective.terms(self, x, labels, training=training)
+        if self.adversary is not None:
+            terms = self.adversary.generator_terms(self, self._check_images(x), terms, self.noise_seed(), training)
+        return terms
+
     def train_step(self, data):
         x, labels, sample_weight = self._batch(data)
+        variables = self.model_variables()
         with tf.GradientTape() as tape:
-            terms = self.objective.terms(self, x, labels, training=True)
+            terms = self.step_terms(x, labels, training=True)
             loss = self._total_loss(terms, sample_weight)
             scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
-        grads = tape.gradient(scaled_loss, self.trainable_weights)
-        grads, terms, finite = _skip_nonfinite_everywhere(grads, terms)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        self.trackers["skipped_steps"].update_state(1.0 - finite)
+        grads = tape.gradient(scaled_loss, variables)
+        grads, checked, finite = _skip_nonfinite_everywhere(grads, self._metric_terms(terms))
+        self.optimizer.apply_gradients(zip(grads, variables))
+        if self.adversary is not None:
+            adversary_terms, adversary_finite = self._adversary_step(x, terms, sample_weight)
+            checked.update(adversary_terms)
+            finite = finite * adversary_finite
+        # A Sum adds every replica's update: count each skipped step once.
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        self.trackers["skipped_steps"].update_state((1.0 - finite) / replicas)
         # Per example, not a scalar: Keras' Mean turns a scalar weight on a replica's empty batch into NaN.
-        weight = tf.fill(tf.shape(terms["loss"]), finite)
-        return self._update_metrics(terms, weight if sample_weight is None else weight * sample_weight)
+        weight = tf.fill(tf.shape(checked["loss"]), finite)
+        return self._update_metrics(checked, weight if sample_weight is None else weight * sample_weight)
+
+    def _adversary_step(self, x, terms, sample_weight):
+        """One update of the adversary on the batch and what the model's step drew (held out of its gradient)."""
+        variables = self.adversary.trainable_variables
+        x = self._check_images(x)
+        with tf.GradientTape() as tape:
+            adversary_terms = self.adversary.discriminator_terms(self, x, terms, self.noise_seed(), training=True)
+            loss = tf.nn.compute_average_loss(adversary_terms["discriminator_loss"], sample_weight=sample_weight)
+            scaled_loss = self.adversary_optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, variables)
+        grads, adversary_terms, finite = _skip_nonfinite_everywhere(grads, adversary_terms)
+        self.adversary_optimizer.apply_gradients(zip(grads, variables))
+        return adversary_terms, finite
+
+    def _metric_terms(self, terms):
+        """The loss and the tracked terms (what the finiteness guard checks and the metrics read)."""
+        return {name: terms[name] for name in ("loss", *self.trackers) if name in terms}
 
     def test_step(self, data):
         x, labels, sample_weight = self._batch(data)
-        return self._update_metrics(self.objective.terms(self, x, labels, training=False), sample_weight)
+        terms = self.step_terms(x, labels, training=False)
+        if self.adversary is not None:
+            terms.update(self.adversary.discriminator_terms(self, self._check_images(x), terms, self.noise_seed(),
+                                                            training=False))
+        return self._update_metrics(terms, sample_weight)
 
     def _check_data(self, x):
         """Checks the data of `fit`/`evaluate` up front, so a wrong shape, dtype or range is a ValueError."""
@@ -495,6 +615,7 @@ class VAE(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_data(x)
+        self._check_labels_given(x, y)
         y = self._placeholder_labels(x, y, kwargs)
         if isinstance(x, (np.ndarray, tf.Tensor)):
             self.objective.observe_dataset_size(int(x.shape[0]) - _validation_count(x, kwargs))
@@ -512,8 +633,26 @@ class VAE(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_data(x)
+        self._check_labels_given(x, y)
         y = self._placeholder_labels(x, y, kwargs)
         return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_labels_given(self, x, y):
+        """A conditional model's data must carry labels: say so before Keras traces the step."""
+        if not self.condition:
+            return
+        if isinstance(x, tf.data.Dataset):
+            labels = self.unpack(x.element_spec)[1]
+        elif isinstance(x, dict):
+            labels = x.get("labels")
+        elif hasattr(x, "shape"):
+            labels = y
+        else:
+            return  # generators and PyDatasets are checked when the step is traced
+        if labels is None:
+            raise ValueError(f"This model is conditional ({self.condition.describe()}): give the labels with the "
+                             "images, as fit(images, labels), a dataset of (images, labels) or "
+                             "{'images': ..., 'labels': ...}.")
 
     def _placeholder_labels(self, x, y, kwargs):
         """Keras drops ``sample_weight`` when there is no ``y``: an unconditional model gets unused labels, so
@@ -536,6 +675,8 @@ class VAE(keras.Model):
             "objective": serialize(self.objective),
             "condition": self.condition.get_config(),
             "seed": self.seed,
+            "samplers": {name: serialize(sampler) for name, sampler in self.samplers.items()},
+            "adversary": None if self.adversary is None else serialize(self.adversary),
         }
 
     @classmethod
@@ -554,6 +695,15 @@ class StopOnSkippedStep(keras.callbacks.Callback):
                 "the weights hold the last finite state. Check the data for NaN/Inf, lower the learning rate or "
                 "clip gradients (clipnorm)."
             )
+
+
+def _guarded(optimizer):
+    """``optimizer`` wrapped so non-finite steps are skipped (under mixed_float16 Keras adds its dynamic one)."""
+    optimizer = keras.optimizers.get(optimizer)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or \
+            keras.mixed_precision.global_policy().name == "mixed_float16":
+        return optimizer
+    return NonFiniteSkipping(optimizer)
 
 
 def _checked_sampling(num_samples, temperature):

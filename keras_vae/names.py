@@ -7,9 +7,9 @@ Example:
 
 >>> from keras_vae import names
 >>> names.check_model_options("beta_vae", "conv", {"capacity_max": 25.0, "filters": [32, 64]})
->>> names.check_model_options("ladder", "mlp", {"num_flows": 2})
+>>> names.check_model_options("ladder", "mlp", {"filters": [32]})
 Traceback (most recent call last):
-ValueError: Unknown model option 'num_flows' for variant 'ladder' ...
+ValueError: Unknown model option 'filters' for variant 'ladder' with architecture 'mlp'. It is an option of ...
 """
 
 import difflib
@@ -19,6 +19,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 PRIORS = ("standard_normal", "mixture", "vamp")
 POSTERIORS = ("gaussian", "iaf")
 OBJECTIVES = ("elbo", "capacity", "total_correlation", "importance_weighted")
+ADVERSARIES = ("factor", "image")
+SAMPLERS = ("gmm", "two_stage")  # ex-post samplers; "prior" always names the model's prior
 
 # Network options, per architecture (the decoder mirrors the encoder).
 NETWORK_OPTIONS = {
@@ -40,6 +42,8 @@ VARIANTS = {
     "cvae": (),  # a VAE that must be given num_classes or label_dim
     "ladder": ("lower_latent_dims", "ladder_units"),
     "iaf": (),  # a VAE with the IAF posterior (num_flows, flow_units)
+    "factor_vae": ("gamma", "discriminator_units"),
+    "vae_gan": ("feature_weight", "adversarial_weight", "discriminator_filters"),
 }
 
 

@@ -107,13 +107,90 @@ def conv_encoder(
     return keras.Sequential(layers, name=name)
 
 
+UPSAMPLING = ("transpose", "resize", "depth_to_space")
+
+# Options only the decoder takes: `build_networks` keeps them from the encoder.
+DECODER_ONLY_OPTIONS = ("upsampling",)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class DepthToSpace(keras.layers.Layer):
+    """Rearranges ``(H, W, s*s*C)`` features into ``(s*H, s*W, C)`` (TFLite's builtin DEPTH_TO_SPACE op).
+
+    The sub-pixel upsampling of Shi et al. (2016): a convolution at the low resolution followed by this
+    layer replaces a transposed convolution, without the transposed convolution's cost on device.
+
+    Example:
+
+    >>> DepthToSpace(2)(tf.zeros([1, 7, 7, 128])).shape
+    TensorShape([1, 14, 14, 32])
+    """
+
+    def __init__(self, block_size=2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+        if self.block_size < 2:
+            raise ValueError(f"block_size must be >= 2, got {block_size}")
+
+    def call(self, x):
+        import tensorflow as tf  # the model library runs on the TensorFlow backend
+
+        return tf.nn.depth_to_space(x, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, depth = input_shape
+        s = self.block_size
+        scaled = [None if d is None else d * s for d in (height, width)]
+        return (batch, *scaled, None if depth is None else depth // (s * s))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
+    """Layers that double the feature map ``len(filters)`` times and end in ``channels`` likelihood parameters.
+
+    ``"transpose"``: one stride-2 transposed convolution per filter count, then a convolution to ``channels``.
+    ``"resize"``: nearest-neighbour 2x resizing and a convolution per filter count, then that convolution.
+    ``"depth_to_space"``: a convolution at the low resolution to ``4 * f`` channels and `DepthToSpace` per
+    further filter count ``f`` (the first one is the input's), the last of them straight to ``channels``
+    parameters: no full-resolution feature map and about 70% of the default decoder's FLOPs on 28x28.
+    """
+    def conv(units, name=None, act=activation):
+        return keras.layers.Conv2D(units, kernel_size, padding="same", activation=act, name=name)
+
+    if upsampling == "transpose":
+        layers = [keras.layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", activation=activation)
+                  for f in filters]
+        return layers + [conv(channels, "likelihood_params", None)]
+    if upsampling == "resize":
+        layers = []
+        for f in filters:
+            layers += [keras.layers.UpSampling2D(2, interpolation="nearest"), conv(f)]
+        return layers + [conv(channels, "likelihood_params", None)]
+    if upsampling != "depth_to_space":
+        raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+    layers = []
+    for f in filters[1:]:
+        layers += [conv(4 * f), DepthToSpace(2)]
+    return layers + [conv(4 * channels, "likelihood_params", None), DepthToSpace(2)]
+
+
 def conv_decoder(
-    image_shape, latent_dim, filters=(64, 32), kernel_size=3, dense_units=256, activation="relu", name="decoder"
+    image_shape, latent_dim, filters=(64, 32), kernel_size=3, dense_units=256, activation="relu",
+    upsampling="transpose", name="decoder"
 ):
     """A convolutional decoder mirroring `conv_encoder`.
 
-    It starts from a ``ceil(H / 2^n) x ceil(W / 2^n)`` feature map, doubles it ``n = len(filters)``
-    times with transposed convolutions, and crops any excess so odd sizes (e.g. 28 with n=3) work.
+    It starts from a ``ceil(H / 2^n) x ceil(W / 2^n) x filters[0]`` feature map, doubles it ``n =
+    len(filters)`` times and crops any excess so odd sizes (e.g. 28 with n=3) work. ``upsampling`` picks how
+    (`_upsampling_layers`): ``"transpose"`` (default), ``"resize"`` or ``"depth_to_space"`` (the decoder
+    for devices: convolutions at low resolution and TFLite's DEPTH_TO_SPACE, no TRANSPOSE_CONV).
+
+    Example:
+
+    >>> conv_decoder((28, 28, 1), 16, upsampling="depth_to_space").output_shape
+    (None, 28, 28, 1)
     """
     image_shape = _check_image_shape(image_shape)
     height, width, channels = image_shape
@@ -126,11 +203,7 @@ def conv_decoder(
         keras.layers.Dense(h0 * w0 * filters[0], activation=activation),
         keras.layers.Reshape((h0, w0, filters[0])),
     ]
-    layers += [
-        keras.layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", activation=activation)
-        for f in filters
-    ]
-    layers.append(keras.layers.Conv2D(channels, kernel_size, padding="same", name="likelihood_params"))
+    layers += _upsampling_layers(upsampling, tuple(filters), channels, kernel_size, activation)
     extra_h, extra_w = h0 * factor - height, w0 * factor - width
     if extra_h or extra_w:
         layers.append(keras.layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))))
@@ -170,6 +243,7 @@ def build_networks(architecture, image_shape, encoder_latent_dim, decoder_latent
     """
     make_encoder, make_decoder = ARCHITECTURES[architecture]
     decoder_options = dict(options)
+    options = {k: v for k, v in options.items() if k not in DECODER_ONLY_OPTIONS}
     for key in ("hidden_units", "filters"):
         if key in decoder_options:  # the decoder mirrors the encoder
             decoder_options[key] = tuple(reversed(decoder_options[key]))

@@ -248,15 +248,11 @@ class ImportanceWeightedBound(Objective):
 
     def terms(self, model, x, labels, training):
         k = self.num_samples
-        layers, log_px_z = model.draw(x, labels, num_samples=k, training=training)
-        log_w = log_px_z + tf.add_n([layer.log_p - layer.log_q for layer in layers])
+        draw = model.draw(x, labels, num_samples=k, training=training)
+        log_w = draw.log_px_z + tf.add_n([layer.log_p - layer.log_q for layer in draw.layers])
         batch = tf.shape(log_w)[0] // k  # sample-major: rows [0, batch) are the first draw
-        reconstruction = -log_px_z[:batch]
-        kl = tf.add_n([layer.kl[:batch] for layer in layers])
-        terms = {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
-                 "loss": math.log(k) - tf.reduce_logsumexp(tf.reshape(log_w, [k, batch]), axis=0)}
-        for name, layer in zip(model.layer_metric_names(), layers):
-            terms[name] = layer.kl[:batch]
+        terms = model.terms_of(draw, batch)
+        terms["loss"] = math.log(k) - tf.reduce_logsumexp(tf.reshape(log_w, [k, batch]), axis=0)
         return terms
 
     def get_config(self):

@@ -27,12 +27,44 @@ from keras_vae._lookup import resolve
 tfd = tfp.distributions
 
 
+class StatelessNoise:
+    """Standard normal and uniform noise determined by a stateless ``seed``: the same seed, the same draws."""
+
+    def __init__(self, seed):
+        self._seed = tf.cast(seed, tf.int32)
+        self._calls = 0
+
+    def _next(self):
+        self._calls += 1
+        return tf.random.experimental.stateless_fold_in(self._seed, self._calls)
+
+    def normal(self, shape):
+        return tf.random.stateless_normal(shape, seed=self._next())
+
+    def uniform(self, shape):
+        return tf.random.stateless_uniform(shape, seed=self._next())
+
+
+class BuiltinNoise:
+    """Noise from the random ops TFLite runs as builtins (RANDOM_STANDARD_NORMAL, RANDOM_UNIFORM): on device."""
+
+    @staticmethod
+    def normal(shape):
+        return tf.random.normal(shape)
+
+    @staticmethod
+    def uniform(shape):
+        return tf.random.uniform(shape)
+
+
 class Prior(keras.layers.Layer):
     """Base class of priors: `build` with ``(None, latent_dim)``, then `distribution`, `log_prob`, `sample`.
 
-    Hooks with defaults: `marginal` (None: not factorized, so the KL is by Monte Carlo and there is no
-    per-dimension KL) and `bind` (called by the model before building, for priors made of the model's
-    own parts).
+    Sampling is one method, `draw(num_samples, temperature, noise)`, written over a noise source
+    (`StatelessNoise` for seeded draws in Python and SavedModels, `BuiltinNoise` on device), so every prior
+    and ex-post sampler draws the same way everywhere. Hooks with defaults: `marginal` (None: not
+    factorized, so the KL is by Monte Carlo and there is no per-dimension KL) and `bind` (called by the
+    model before building, for priors made of the model's own parts).
     """
 
     name_key = None
@@ -50,8 +82,13 @@ class Prior(keras.layers.Layer):
         """The per-dimension prior (a tfd distribution of batch shape ``[latent_dim]``) when factorized, else None."""
         return None
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
+    def draw(self, num_samples, temperature, noise):
+        """``[num_samples, latent_dim]`` codes; ``temperature`` scales the spread; ``noise`` supplies randomness."""
         raise NotImplementedError
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        """``[num_samples, latent_dim]`` codes, the same for the same stateless ``seed``."""
+        return self.draw(num_samples, temperature, StatelessNoise(seed))
 
     def log_prob(self, z):
         return self.distribution().log_prob(z)
@@ -69,9 +106,8 @@ class StandardNormalPrior(Prior):
     def distribution(self):
         return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
-        """``[num_samples, latent_dim]`` codes from N(0, temperature^2 I); ``seed`` is a stateless seed."""
-        return temperature * tf.random.stateless_normal([num_samples, self.latent_dim], seed=seed)
+    def draw(self, num_samples, temperature, noise):
+        return temperature * noise.normal(tf.stack([num_samples, self.latent_dim]))
 
     def marginal(self):
         return tfd.Normal(loc=tf.zeros([self.latent_dim]), scale=tf.ones([self.latent_dim]))
@@ -96,13 +132,17 @@ class GaussianMixturePrior(Prior):
             components_distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale),
         )
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
+    def draw(self, num_samples, temperature, noise):
         """Codes from the mixture; ``temperature`` scales each component's spread, not the component choice."""
         logits, loc, scale = self.mixture_parameters()
-        component_seed, noise_seed = tfp.random.split_seed(seed, 2)
-        components = tfd.Categorical(logits=logits).sample(num_samples, seed=component_seed)
-        locs, scales = tf.gather(loc, components), tf.gather(scale, components)
-        return locs + temperature * scales * tf.random.stateless_normal(tf.shape(locs), seed=noise_seed)
+        # The component by inverting the weights' CDF at a uniform draw, as a one-hot [n, K]: builtin ops only.
+        cdf = tf.math.cumsum(tf.nn.softmax(logits))
+        u = noise.uniform(tf.stack([num_samples, 1]))
+        below = tf.cast(u < cdf, tf.float32)
+        one_hot = below - tf.pad(below[:, :-1], [[0, 0], [1, 0]])
+        one_hot = one_hot + tf.pad(1.0 - below[:, -1:], [[0, 0], [tf.shape(cdf)[0] - 1, 0]])  # u at the top edge
+        locs, scales = tf.matmul(one_hot, loc), tf.matmul(one_hot, scale)
+        return locs + temperature * scales * noise.normal(tf.shape(locs))
 
     def log_prob(self, z):
         return gaussian_mixture_log_prob(*self.mixture_parameters(), z)
@@ -262,6 +302,6 @@ def get_prior(identifier, **options):
             raise ValueError(f"prior_options {options} need a prior name, got {identifier!r}.")
         try:
             return PRIORS[identifier](**options)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ValueError(f"Invalid prior_options for prior {identifier!r}: {err}") from err
     return resolve(identifier, PRIORS, "prior", Prior)

@@ -3,7 +3,9 @@
 Example:
 
 >>> guard = NonFiniteGuard(policy="skip")          # with a LossScaleOptimizer, which skips the steps
->>> model.fit(data, epochs=3, callbacks=[guard, RunBackup("runs/x/backup", save_freq=100)])
+>>> backup = RunBackup("runs/x/backup", save_freq=100, records_dir="runs/x")
+>>> best = BestCandidate("runs/x/best.keras", history_path="runs/x/history.csv")
+>>> model.fit(data, epochs=3, callbacks=[guard, backup, best, EpochCommit(backup, best, "runs/x")])
 >>> guard.total_skipped
 0
 """
@@ -19,11 +21,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import image_grid
+from keras_vae import NonFiniteLossError, image_grid  # noqa: F401  (raised here, and by the model)
+from keras_vae.training.backup import BackupStore
+from keras_vae.training.run_dir import (apply_epoch_records, best_of, file_digest, history_row, read_history,
+                                        remove_temporaries, write_beside)
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training met a non-finite loss or gradient and stopped (the update was not applied)."""
 
 
 def _finite_weights(model):
@@ -112,42 +114,116 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` that keeps its backup and works with several workers.
+    """`keras.callbacks.BackupAndRestore` whose backups survive a kill at any instant and commit each epoch.
 
-    Every worker restores from ``backup_dir`` (the chief's; a shared file system is assumed); only the
-    chief writes there, the other workers write to ``scratch_dir`` (saving reads distributed variables,
-    which all workers must do together). With a step-level ``save_freq`` it also saves at the end of
-    every epoch, and the epoch a step-level backup records is the running one, also in the first epoch
+    Backups are two digest-checked generations (`keras_vae.training.backup.BackupStore`): a damaged newest one
+    falls back to the previous one with a message naming the file. At the end of an epoch the weights are
+    staged here and committed by `EpochCommit` together with the epoch's history row and best.keras
+    candidate, so a kill either keeps the whole epoch or redoes it; a restore finishes applying the records
+    of the generation it loads (`keras_vae.training.run_dir.apply_epoch_records`).
+
+    Every worker restores from ``backup_dir`` (the chief's; a shared file system is assumed); only the chief
+    writes there and into ``records_dir``, the others write to ``scratch_dir`` (saving reads distributed
+    variables, which all workers must do together). With a step-level ``save_freq`` it also backs up at
+    the end of every epoch, and a step-level backup records the running epoch, also in the first epoch
     after a restore (Keras' own records epoch 0 there).
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", chief=True, scratch_dir=None):
+    def __init__(self, backup_dir, save_freq="epoch", chief=True, scratch_dir=None, records_dir=None):
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
         self.chief = chief
-        self.scratch_dir = scratch_dir
+        self.records_dir = records_dir
+        self.store = BackupStore(backup_dir)
+        self._scratch = None if chief or scratch_dir else tempfile.mkdtemp(prefix="keras-vae-backup-")
+        self.writer = self.store if chief else BackupStore(scratch_dir or self._scratch)
+        self.staged = None
+
+    def on_train_begin(self, logs=None):
+        if not self.model.built:
+            raise ValueError("RunBackup needs a built model: build it (call it on a batch) before fit().")
+        if self.store.has_files() and self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        metadata = self.store.restore(self.model.load_weights)
+        if metadata is not None:
+            self.model._initial_epoch = metadata["epoch"]
+        if self.chief:  # finish the restored epoch's commit, then drop what interrupted writes left
+            if self.records_dir and metadata is not None:
+                apply_epoch_records(self.records_dir, metadata.get("records"))
+            self.store.clean()
+            if self.records_dir:
+                remove_temporaries(self.records_dir)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":  # also at the end of each epoch: a finished epoch is never redone
-            self._save_model()
+        self._current_epoch, self._last_batch_seen = epoch + 1, 0
+        self.staged = self.writer.stage(self._save_weights)
+        if self.records_dir is None:  # no EpochCommit follows: the backup alone is the epoch's record
+            self.commit_epoch(None)
 
-    def _save_model(self):
-        if self.chief:
-            return super()._save_model()
-        own = (self.backup_dir, self._weights_path, self._training_metadata_path)
-        scratch = self.scratch_dir or tempfile.mkdtemp(prefix="keras-vae-backup-")
-        self.backup_dir = scratch
-        self._weights_path = os.path.join(scratch, os.path.basename(own[1]))
-        self._training_metadata_path = os.path.join(scratch, os.path.basename(own[2]))
-        try:
-            super()._save_model()
-        finally:
-            self.backup_dir, self._weights_path, self._training_metadata_path = own
-            if self.scratch_dir is None:
-                shutil.rmtree(scratch, ignore_errors=True)
+    def commit_epoch(self, records):
+        """Commits the weights staged at this epoch's end with ``records`` (see `EpochCommit`)."""
+        self.writer.commit(self.staged, {"epoch": self._current_epoch, "batch": 0, "records": records})
+        self.staged = None
+
+    def _save_weights(self, path):
+        self.model.save_weights(path, overwrite=True)
+
+    def _save_model(self):  # Keras calls this every save_freq batches
+        self.writer.write(self._save_weights, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+    def on_train_end(self, logs=None):
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+class BestCandidate(keras.callbacks.Callback):
+    """Saves the model beside ``path`` (best.keras) when ``monitor`` improves on the run's best so far.
+
+    The candidate becomes ``path`` when `EpochCommit` commits the epoch; the best so far comes from the
+    run's committed history, so a resumed run keeps comparing against the epochs before it.
+    """
+
+    def __init__(self, path, monitor="val_elbo", mode="max", history_path=None):
+        super().__init__()
+        self.path, self.monitor, self.mode, self.history_path = path, monitor, mode, history_path
+        self.best = None
+        self.candidate = None
+
+    def on_train_begin(self, logs=None):  # after RunBackup's restore, which completes the history
+        self.best, _ = best_of(read_history(self.history_path), self.monitor, self.mode) if self.history_path else (
+            None, None)
+
+    def _improves(self, value):
+        if value is None or not math.isfinite(value):
+            return False
+        return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.candidate = None
+        value = (logs or {}).get(self.monitor)
+        value = None if value is None else float(value)
+        if self._improves(value):
+            self.candidate = write_beside(self.path, self.model.save)
+            self.best = value
+
+
+class EpochCommit(keras.callbacks.Callback):
+    """Commits an epoch (list it after every callback that writes logs): the backup `RunBackup` staged, the
+    epoch's ``history.csv`` row and the `BestCandidate`, recorded together in one backup generation."""
+
+    def __init__(self, backup, best, run_dir):
+        super().__init__()
+        self.backup, self.best, self.run_dir = backup, best, run_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        records = {"history_row": history_row(epoch, logs), "best": None}
+        if self.best.candidate:
+            records["best"] = {"file": os.path.basename(self.best.candidate),
+                               "sha256": file_digest(self.best.candidate)}
+        self.backup.commit_epoch(records)
+        apply_epoch_records(self.run_dir, records)
 
 
 class ImageGrids(keras.callbacks.Callback):
@@ -171,9 +247,9 @@ class ImageGrids(keras.callbacks.Callback):
     def grids(self):
         """(samples grid, reconstructions grid) as uint8 ``[H, W, C]`` arrays."""
         n = len(self.images)
-        kwargs = {"labels": self.labels} if getattr(self.model, "conditional", False) else {}
-        samples = self.model.sample(n, seed=self.seed, **kwargs)
-        recon = keras.ops.convert_to_numpy(self.model.reconstruct(self.images, **kwargs))
+        labels = self.labels if self.model.condition else None
+        samples = self.model.sample(n, seed=self.seed, labels=labels)
+        recon = keras.ops.convert_to_numpy(self.model.reconstruct(self.images, labels=labels))
         columns = math.ceil(math.sqrt(n))
         pairs = np.stack([self.images, recon], axis=1).reshape((-1, *self.images.shape[1:]))
         return image_grid(samples, columns=columns), image_grid(pairs, columns=2 * columns)

@@ -5,24 +5,24 @@ Example:
 >>> config = load_config("configs/sprites_quick.yaml", overrides={"epochs": 2, "seed": 1})
 >>> config.dataset, config.batch_size
 ('sprites', 64)
->>> save_config(config, "runs/sprites/config.yaml")
+>>> print(config_text(config))          # what keras_vae.training.run_dir.save_config writes
 """
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import typing
 
 import yaml
 
-ARCHITECTURES = ("conv", "mlp")
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-NAN_POLICIES = ("skip", "stop")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SPLITS = ("train", "valid", "test")
-PRIORS = ("standard_normal", "mixture", "vamp")  # keras_vae.priors.PRIORS, without importing TensorFlow
+from keras_vae import names as model_names
+from keras_vae.training import names
+
+# Top-level keys that build_vae also takes: model_options may not set them a second time.
+RESERVED_MODEL_OPTIONS = ("variant", "likelihood", "prior", "prior_options", "beta", "kl_warmup_steps", "free_bits",
+                          "seed", "latent_dim", "iw_train_samples")
 
 
 @dataclasses.dataclass
@@ -87,6 +87,10 @@ class TrainConfig:
     eval_iw_samples: int = 0
     eval_max_examples: typing.Optional[int] = None
     eval_batch_size: int = 100
+    # fit an ex-post sampler (gmm, two_stage; keras_vae.samplers) to fit_sampler_examples training codes at the
+    # end, before model.keras is saved: model.sample(n, sampler="gmm") (null: none)
+    fit_sampler: typing.Optional[str] = None
+    fit_sampler_examples: int = 10_000
 
     def __post_init__(self):
         self._validate()
@@ -96,17 +100,21 @@ class TrainConfig:
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
             setattr(self, field.name, _coerce(field.name, getattr(self, field.name), hints[field.name]))
-        _choice("architecture", self.architecture, ARCHITECTURES)
-        _choice("strategy", self.strategy, STRATEGIES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("nan_policy", self.nan_policy, NAN_POLICIES)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("eval_split", self.eval_split, SPLITS)
-        _choice("prior", self.prior, PRIORS)
-        from keras_vae.training.data import DATASETS  # light: no TensorFlow import
+        choices = {
+            "architecture": model_names.ARCHITECTURES, "variant": tuple(model_names.VARIANTS),
+            "likelihood": model_names.LIKELIHOODS, "prior": model_names.PRIORS, "strategy": names.STRATEGIES,
+            "precision": names.PRECISIONS, "nan_policy": names.NAN_POLICIES, "optimizer": names.OPTIMIZERS,
+            "eval_split": names.SPLITS,
+        }
+        for key, values in choices.items():
+            model_names.check_choice(key, getattr(self, key), values)
+        if self.fit_sampler is not None:
+            model_names.check_choice("fit_sampler", self.fit_sampler, model_names.SAMPLERS)
+        from keras_vae.training.data import DATASETS
 
-        _choice("dataset", self.dataset, DATASETS)
-        for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size"):
+        model_names.check_choice("dataset", self.dataset, DATASETS)
+        for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size",
+                     "fit_sampler_examples"):
             _at_least(name, getattr(self, name), 1)
         for name in ("steps_per_epoch", "validation_steps", "backup_every_steps", "eval_max_examples",
                      "reduce_lr_patience"):
@@ -133,22 +141,18 @@ class TrainConfig:
             self.data_dir = os.path.expanduser(self.data_dir)
         if self.init_weights is not None:
             self.init_weights = os.path.expanduser(self.init_weights)
-        reserved = {"variant", "likelihood", "prior", "beta", "kl_warmup_steps", "free_bits", "seed", "latent_dim",
-                    "iw_train_samples"}
-        clash = reserved & set(self.model_options)
+        clash = sorted(set(RESERVED_MODEL_OPTIONS) & set(self.model_options))
         if clash:
-            raise ValueError(f"model_options may not set {sorted(clash)}: use the top-level keys of the same names.")
+            raise ValueError(f"model_options may not set {clash}: use the top-level keys of the same names.")
+        model_names.check_model_options(self.variant, self.architecture, self.model_options)
+        for key in ("model_options", "prior_options"):
+            _check_finite(key, getattr(self, key))
 
     def resolved_run_dir(self):
         return self.run_dir or os.path.join("runs", self.dataset)
 
     def to_dict(self):
         return dataclasses.asdict(self)
-
-
-def _choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
 
 
 def _at_least(name, value, low):
@@ -178,6 +182,8 @@ def _coerce(name, value, hint):
             value = float(value)  # PyYAML reads 2e-4 (no dot) as a string; it is a number to anyone writing it
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):  # NaN passes every range check: refuse it by name
+            raise ValueError(f"{name} must be a finite number, got {value!r}.")
     elif base is list:
         ok = isinstance(value, (list, tuple))
         value = list(value) if ok else value
@@ -186,6 +192,20 @@ def _coerce(name, value, hint):
     if not ok:
         raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__}).")
     return value
+
+
+def _check_finite(name, value):
+    """Raises naming ``name.key`` when a float nested in ``value`` (an option mapping or list) is NaN or infinite.
+
+    >>> _check_finite("model_options", {"dropout": float("nan")})
+    Traceback (most recent call last):
+    ValueError: model_options.dropout must be a finite number, got nan.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        _check_finite(f"{name}.{key}" if isinstance(value, dict) else f"{name}[{key}]", item)
 
 
 def _check_keys(keys, where):
@@ -197,16 +217,29 @@ def _check_keys(keys, where):
             raise ValueError(f"Unknown config key {key!r} in {where}.{hint}")
 
 
+def resolve_config_path(path):
+    """``path`` itself when it is a file, else the built-in config of that name (``sprites_quick``, or
+    ``configs/sprites_quick.yaml`` outside a checkout), else ``path`` unchanged."""
+    if os.path.isfile(path):
+        return path
+    from keras_vae import configs
+
+    return configs.path(path) or path
+
+
 def load_config(path=None, overrides=None):
     """A validated `TrainConfig` from a YAML file (optional) with ``overrides`` (e.g. CLI flags) on top.
 
     Every key in ``overrides`` is applied, None included (callers drop flags that were not given).
+
+    ``path`` is a YAML file or the name of a built-in config (`keras_vae.configs`).
 
     Raises FileNotFoundError for a missing file and ValueError, naming the key or file, for unknown
     keys, wrong types, out-of-range values or malformed YAML.
     """
     values = {}
     if path is not None:
+        path = resolve_config_path(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Config file not found: {path!r}.")
         with open(path) as f:
@@ -230,15 +263,22 @@ def load_config(path=None, overrides=None):
         raise ValueError(f"{err}{where}") from None
 
 
-def save_config(config, path):
-    """Writes ``config`` as YAML (the run directory's resolved `config.yaml`)."""
-    with open(path, "w") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
+def config_text(config):
+    """``config`` as the YAML text of a run directory's resolved `config.yaml`."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
 def parse_assignment(text):
-    """``"key=value"`` (value parsed as YAML) for the ``--set`` flag."""
+    """``"key=value"`` (value parsed as YAML) for the ``--set`` flag; ValueError naming the key if malformed.
+
+    >>> parse_assignment("model_options={hidden_units: [64]}")
+    ('model_options', {'hidden_units': [64]})
+    """
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise ValueError(f"--set expects KEY=VALUE, got {text!r}.")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = " ".join(str(err).split())
+        raise ValueError(f"--set {key.strip()}: the value {value!r} is not valid YAML ({problem}).") from None

@@ -31,9 +31,8 @@ import os
 import numpy as np
 
 from keras_vae.training import canonical_files, sprites
+from keras_vae.training.names import SPLITS
 from keras_vae.training.sprites import render_sprites  # noqa: F401  (public: the metrics render chosen factors)
-
-SPLITS = ("train", "valid", "test")
 SPLIT_SEED = 20240613  # fixed: the sprite-grid splits never depend on the run's --seed
 SHUFFLE_BUFFER = 20_000  # for streamed (tfds) sources; in-memory sources shuffle fully
 CELEB_A_CROP = 148
@@ -225,6 +224,10 @@ def _read_local(name, fmt, folder, split):
                          f"{images.shape} and {labels.shape}.")
     if len(images) != len(labels):
         raise ValueError(f"{paths[0]!r} holds {len(images)} images but {paths[1]!r} holds {len(labels)} labels.")
+    expected = tuple(_spec(name).image_shape[:2])
+    if images.shape[1:] != expected:  # caught here, not inside TensorFlow's shape checks
+        raise ValueError(f"{paths[0]!r} holds {images.shape[1]}x{images.shape[2]} images; dataset {name!r} has "
+                         f"{expected[0]}x{expected[1]} images. Is this the right file (or the right --dataset)?")
     if split != "test":
         if len(images) <= _MNIST_TRAIN:
             raise ValueError(f"{paths[0]!r} holds {len(images)} images; the train/valid split needs more than "

@@ -1,4 +1,4 @@
-"""`keras-vae evaluate`: nats-per-example evaluation of a trained VAE on a dataset split.
+"""Nats-per-example evaluation of a trained VAE on a dataset split (the library behind `keras-vae evaluate`).
 
 Reported (JSON keys): ``nelbo`` (negative ELBO, one posterior sample per example), ``nll`` (the
 importance-weighted estimate of -log p(x) with ``iw_samples`` samples, Burda et al. 2015),
@@ -17,10 +17,7 @@ Example:
 >>> print(format_table(result))
 """
 
-import json
 import math
-import os
-import sys
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 DECODES_PER_CHUNK = 10_000_000  # pixels decoded at once (importance samples x batch x H*W*C)
@@ -29,6 +26,34 @@ DECODES_PER_CHUNK = 10_000_000  # pixels decoded at once (importance samples x b
 def default_chunk_size(batch_size, image_shape):
     """Importance samples decoded together so that one chunk decodes about `DECODES_PER_CHUNK` pixels."""
     return max(1, DECODES_PER_CHUNK // (int(batch_size) * math.prod(image_shape)))
+
+
+def split_batch(batch):
+    """``(images, labels or None)`` of a batch given as images, ``(images, labels[, weights])`` or a dict.
+
+    >>> split_batch({"images": x, "labels": y}) == (x, y)
+    True
+    """
+    from keras_vae.model import VAE
+
+    images, labels, _ = VAE.unpack(batch)
+    return images, labels
+
+
+def _example_count(dataset, max_examples):
+    """How many examples the evaluation will see, when the dataset says (for the progress bar's ETA)."""
+    import tensorflow as tf
+
+    cardinality = int(dataset.cardinality()) if isinstance(dataset, tf.data.Dataset) else -1
+    batch = dataset.element_spec if isinstance(dataset, tf.data.Dataset) else None
+    total = None
+    if cardinality >= 0 and batch is not None:
+        spec = batch[0] if isinstance(batch, tuple) else batch
+        if spec.shape.rank and spec.shape[0] is not None:
+            total = cardinality * int(spec.shape[0])
+    if max_examples is not None:
+        total = max_examples if total is None else min(total, max_examples)
+    return total
 
 
 def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, max_examples=None, refine_steps=0,
@@ -57,34 +82,30 @@ def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, 
         raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
     if int(refine_steps) < 0:
         raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
-    conditional = bool(getattr(model, "conditional", False))
+    conditional = bool(model.condition)
     image_shape = tuple(model.image_shape)
-    # A per-dimension KL needs a factorized prior and posterior (an IAF posterior couples the dimensions).
-    factorized = bool(getattr(model.prior, "factorized", False)) and getattr(model, "per_dimension_kl", True)
-
-    def split(batch):
-        if conditional:
-            return (model.images_from(batch), model.labels_from(batch))
-        return model.images_from(batch)
-
+    # A per-dimension KL needs a factorized prior and posterior (an IAF posterior couples the dimensions):
+    # the model's top layer then has one (``kl_per_dim``); which it is shows when the step is traced.
+    factorized = {}
     compiled = {}
 
     def step_fn(batch_size):
         if batch_size not in compiled:
             chunk = chunk_size or default_chunk_size(batch_size, image_shape)
+            bound = dict(num_samples=int(iw_samples), chunk_size=chunk, seed=seed)
 
             @tf.function(reduce_retracing=True)
-            def step(inputs):
-                x = inputs[0] if conditional else inputs
-                terms = model.compute_terms(inputs, training=False)
-                posterior = model.encode(*inputs) if conditional else model.encode(x)
-                log_px = keras_vae.iwae_bound(model, inputs, num_samples=int(iw_samples), chunk_size=chunk, seed=seed)
-                kl_dims = model.kl_per_dimension(posterior) if factorized else tf.zeros_like(posterior.mean())
+            def step(x, labels):
+                terms, layers = model.elbo_terms(x, labels=labels, training=False)
+                posterior = model.encode(x, labels=labels)
+                log_px = keras_vae.iwae_bound(model, x, labels=labels, **bound)
+                kl_dims = layers[-1].kl_per_dim
+                factorized["top"] = kl_dims is not None
+                kl_dims = tf.zeros_like(posterior.mean()) if kl_dims is None else kl_dims
                 if refine_steps:
-                    refined = keras_vae.refine_posterior(model, inputs, steps=int(refine_steps), seed=seed,
+                    refined = keras_vae.refine_posterior(model, x, labels=labels, steps=int(refine_steps), seed=seed,
                                                          learning_rate=refine_learning_rate, num_samples=refine_samples)
-                    log_px_refined = keras_vae.iwae_bound(model, inputs, num_samples=int(iw_samples), chunk_size=chunk,
-                                                          seed=seed, parameters=refined)
+                    log_px_refined = keras_vae.iwae_bound(model, x, labels=labels, parameters=refined, **bound)
                 else:
                     log_px_refined = tf.zeros_like(log_px)
                 return {
@@ -100,21 +121,25 @@ def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, 
             compiled[batch_size] = step
         return compiled[batch_size]
 
+    from keras_vae.progress import progress_bar
+
     parts = {}
     seen = 0
+    bar = progress_bar(_example_count(dataset, max_examples), unit="example")
     for batch in dataset:
-        inputs = split(batch)
-        x = inputs[0] if conditional else inputs
+        x, labels = split_batch(batch)
+        labels = labels if conditional else None  # an unconditional model ignores labels, as fit does
         n = int(x.shape[0])
         if max_examples is not None and seen + n > max_examples:
             n = max_examples - seen
-            inputs = tuple(t[:n] for t in inputs) if conditional else inputs[:n]
+            x, labels = x[:n], None if labels is None else labels[:n]
         if n <= 0:
             break
-        out = step_fn(n)(inputs)
+        out = step_fn(n)(x, labels)
         for key, value in out.items():
             parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
         seen += n
+        bar.add(n)
         if max_examples is not None and seen >= max_examples:
             break
     if not seen:
@@ -133,7 +158,7 @@ def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, 
         "reconstruction": float(values["reconstruction"].mean()),
         "kl": float(values["kl"].mean()),
         "active_units": int((latent_variance > ACTIVE_UNIT_THRESHOLD).sum()),
-        "kl_per_dimension": [float(v) for v in values["kl_dims"].mean(axis=0)] if factorized else None,
+        "kl_per_dimension": [float(v) for v in values["kl_dims"].mean(axis=0)] if factorized["top"] else None,
         "iw_samples": int(iw_samples),
         "num_examples": int(seen),
         "nll_refined": float(-values["log_px_refined"].mean()) if refine_steps else None,
@@ -154,66 +179,35 @@ def format_table(result):
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def add_commands(subparsers):
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="nats-per-example evaluation (nelbo, importance-weighted nll, bits/dim, active units)",
-        description="Evaluate a trained VAE (a run directory or a .keras file) on a dataset split.",
-    )
-    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="run directory (uses model.keras) or .keras file")
-    parser.add_argument("--dataset", help="dataset name (default: the run's dataset)")
-    parser.add_argument("--data-dir", help="folder with canonical files or a tfds data directory")
-    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    parser.add_argument("--iw-samples", type=int, default=5000, help="importance samples K (default 5000)")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--chunk-size", type=int, help="importance samples decoded at once")
-    parser.add_argument("--max-examples", type=int, help="evaluate only the first N examples of the split")
-    parser.add_argument("--refine-steps", type=int, default=0,
-                        help="also report nll_refined: the proposal refined per example by N Adam steps (e.g. 200)")
-    parser.add_argument("--refine-learning-rate", type=float, default=0.01)
-    parser.add_argument("--refine-samples", type=int, default=10, help="importance samples per refinement step")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the importance samples (the -ELBO's one draw comes from the model's own seed)")
-    parser.add_argument("--out", metavar="FILE.json", help="also write the result as JSON")
-    parser.set_defaults(func=run_evaluate)
+def evaluate_sample_quality(model, dataset, split="test", *, data_dir=None, sampler="prior", num_samples=1000,
+                            seed=0, batch_size=250):
+    """Fréchet distance, precision and recall of ``model``'s samples against ``num_samples`` images of a split.
 
+    Features come from the dataset's cached domain network (`keras_vae.training.feature_networks`; a
+    ValueError names the supported datasets for any other). Samples are the decoder's means (``sampler``:
+    ``"prior"`` or an ex-post sampler the model keeps), clipped to [0, 1] as the network's inputs are;
+    a conditional model is given the reference images' labels.
 
-def _run_config(path):
-    """The run's config.yaml as a dict when ``path`` is (or is inside) a run directory, else {}."""
-    import yaml
+    Returns ``{"frechet_distance", "precision", "recall", "sampler", "sample_quality_examples",
+    "feature_network", "feature_network_accuracy"}``.
 
-    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    config_path = os.path.join(folder, "config.yaml")
-    if not os.path.isfile(config_path):
-        return {}
-    with open(config_path) as f:
-        return yaml.safe_load(f) or {}
+    >>> evaluate_sample_quality(vae, "sprites", "valid", sampler="gmm", num_samples=500)["frechet_distance"]
+    """
+    import numpy as np
 
+    from keras_vae.sample_quality import sample_quality
+    from keras_vae.training.data import load_examples
+    from keras_vae.training.feature_networks import get_feature_extractor
 
-def run_evaluate(args):
-    for name in ("iw_samples", "batch_size", "chunk_size", "max_examples", "refine_samples"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    import keras_vae
-    from keras_vae.training.data import get_dataset
-
-    run = _run_config(args.model)
-    dataset = args.dataset or run.get("dataset")
-    if dataset is None:
-        raise ValueError("--dataset is required when the model is not in a run directory with a config.yaml.")
-    data_dir = args.data_dir or (run.get("data_dir") if dataset == run.get("dataset") else None)
-    model = keras_vae.load_vae(args.model, compile=False)
-    data = get_dataset(dataset, args.split, data_dir=data_dir, batch_size=args.batch_size,
-                       with_labels=bool(getattr(model, "conditional", False)))
-    result = {"dataset": dataset, "split": args.split}
-    result.update(evaluate_model(model, data, iw_samples=args.iw_samples, chunk_size=args.chunk_size,
-                                 seed=args.seed, max_examples=args.max_examples, refine_steps=args.refine_steps,
-                                 refine_learning_rate=args.refine_learning_rate, refine_samples=args.refine_samples))
-    print(format_table(result))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    extractor, info = get_feature_extractor(dataset, data_dir=data_dir, verbose=0)  # unsupported datasets fail here
+    model.sampler(sampler)  # an unknown sampler fails before any work
+    reference, labels = load_examples(dataset, split, data_dir=data_dir, count=int(num_samples),
+                                      with_labels=bool(model.condition))
+    # Drawn in batches (bounded memory), each with its own seed derived from ``seed``.
+    parts = [model.sample(len(reference[i:i + batch_size]), seed=seed * 100_003 + i, sampler=sampler,
+                          labels=None if labels is None else labels[i:i + batch_size])
+             for i in range(0, len(reference), batch_size)]
+    generated = np.clip(np.concatenate([np.asarray(p) for p in parts]), 0.0, 1.0)
+    scores = sample_quality(extractor, reference, generated)
+    return {**scores, "sampler": sampler, "sample_quality_examples": int(len(reference)),
+            "feature_network": info["network"], "feature_network_accuracy": info["accuracy"]}

@@ -17,8 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+from keras_vae.training.names import PRECISIONS, STRATEGIES
 
 
 def _tf_config():
@@ -51,14 +50,14 @@ def _find_tpu():
 
 
 def make_strategy(name="auto"):
-    """Returns the strategy ``name`` (see `STRATEGY_NAMES`); create it before any other TensorFlow work.
+    """Returns the strategy ``name`` (see `STRATEGIES`); create it before any other TensorFlow work.
 
     ``auto`` picks TPUStrategy when a TPU cluster resolver finds one, MultiWorkerMirroredStrategy when
     TF_CONFIG names a cluster of several tasks, MirroredStrategy for more than one GPU, otherwise the
     default strategy. ``mirrored`` uses every GPU, or every logical CPU when there is no GPU.
     """
-    if name not in STRATEGY_NAMES:
-        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGY_NAMES)}.")
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
     if name == "auto":
         if (os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")) and (resolver := _find_tpu()):
             return tf.distribute.TPUStrategy(resolver)

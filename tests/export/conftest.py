@@ -39,7 +39,7 @@ def _run_dir(root, model, dataset):
     os.makedirs(root, exist_ok=True)
     model.save(os.path.join(root, "model.keras"))
     with open(os.path.join(root, "config.yaml"), "w") as f:
-        f.write(f"dataset: {dataset}\nlatent_dim: {LATENT_DIM}\n")
+        f.write(f"dataset: {dataset}\nimage_shape: {list(model.image_shape)}\nlatent_dim: {model.latent_dim}\n")
     return root
 
 
@@ -58,6 +58,12 @@ def bar_data():
 def vae(bar_data):
     model = keras_vae.build_vae(IMAGE_SHAPE, LATENT_DIM, architecture="mlp", hidden_units=(32,), seed=0)
     return _fit(model, bar_data[0])
+
+
+@pytest.fixture(scope="session")
+def make_run_dir():
+    """``make_run_dir(root, model, dataset)``: a run directory (model.keras + config.yaml) as training writes."""
+    return _run_dir
 
 
 @pytest.fixture(scope="session")

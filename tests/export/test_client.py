@@ -63,8 +63,32 @@ def test_responses_mirror_the_request_format():
     assert predict_response({"images": images}, columnar=True) == {"outputs": images.tolist()}
     rows = predict_response({"images": images, "z": z}, columnar=False)["predictions"]
     assert rows == [{"images": [[[0.0]]], "z": [1.0, 1.0, 1.0]}] * 2
-    with pytest.raises(ServingError, match="do not share a batch dimension"):
+    with pytest.raises(ServingError, match="Tensor name: z has inconsistent batch size: 3 expecting: 2"):
         predict_response({"images": images, "z": np.ones([3, 3])}, columnar=False)
+    with pytest.raises(ServingError, match="Tensor name: n has no shape information"):
+        predict_response({"n": np.int32(3)}, columnar=False)
+
+
+def test_float32_outputs_are_written_in_their_shortest_round_trip_form():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.random(5000), rng.standard_normal(5000) * 10.0 ** rng.integers(-44, 38, 5000), [1e-45, 3.4028235e38, 0.5, 1, 0]
+    ]).astype(np.float32)
+    text = dumps(predict_response({"p": values}, columnar=True))
+    tokens = text[len('{"outputs":['):-2].split(",")
+    np.testing.assert_array_equal(np.asarray([float(t) for t in tokens], np.float32), values)
+    numpy_shortest = [str(v) for v in values]  # numpy's Dragon4 shortest repr
+    assert sum(map(len, tokens)) <= sum(map(len, numpy_shortest)) * 1.01
+    assert dumps(predict_response({"p": np.float32([0.1, 1 / 3, np.nan, np.inf, -np.inf, 2])}, True)) == (
+        '{"outputs":[0.1,0.33333334,NaN,Infinity,-Infinity,2.0]}'
+    )
+
+
+def test_the_parser_reads_the_root_value_and_ignores_what_follows():
+    assert loads(b'{"instances": [1]} {"more": 2}') == {"instances": [1]}
+    assert loads(b'{"a": 1, "a": 2}') == {"a": 1}  # the first of repeated keys, as rapidjson's FindMember
+    with pytest.raises(ServingError, match=r"JSON Parse error: Missing a comma or '}' after an object member. at offset: 8"):
+        loads(b'{"a": 1 "b": 2}')
 
 
 def test_an_unreachable_server_is_a_clear_error():

@@ -125,7 +125,7 @@ def test_score_is_a_deterministic_per_image_negative_elbo(loaded, vae, bar_data)
     np.testing.assert_allclose(score, same_draws, rtol=1e-5)
     # ...with the expectation of the training metric: within 4 standard errors of a 200-draw average, as is
     # keras_vae.anomaly_scores with 200 draws.
-    draws = -vae.compute_terms(np.tile(images, [200, 1, 1, 1]))["elbo"].numpy().reshape(200, len(images))
+    draws = -vae.log_importance_weights(images, 200, seed=(3, 4)).numpy()  # single-draw -ELBO estimates
     standard_error = draws.std(axis=0) / np.sqrt(SCORE_SAMPLES) + 1e-3
     assert np.all(np.abs(score - draws.mean(axis=0)) < 4 * standard_error)
     many = keras_vae.anomaly_scores(vae, images, "elbo", num_samples=200)
@@ -199,15 +199,23 @@ def test_versions_count_up_and_are_never_overwritten_silently(vae, tmp_path):
 
 
 def test_a_failed_export_leaves_no_version_behind(vae, tmp_path, monkeypatch):
+    import errno
+
     import keras_vae.export.saved_model as saved_model_module
 
     def broken_warmup(*args):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(saved_model_module, "write_warmup", broken_warmup)
-    with pytest.raises(OSError, match="disk full"):
-        export_model(vae, base_dir=tmp_path, name="m")
-    assert os.listdir(tmp_path / "m") == []
+    with pytest.raises(layout.ExportError, match=r"Could not write the export into '.*m': No space left on device"):
+        export_model(vae, base_dir=tmp_path, name="m", tflite=True)
+    assert os.listdir(tmp_path) == []  # not even the model folder this export created
+    monkeypatch.undo()
+    export_model(vae, base_dir=tmp_path, name="m")
+    monkeypatch.setattr(saved_model_module, "write_warmup", broken_warmup)
+    with pytest.raises(layout.ExportError):
+        export_model(vae, base_dir=tmp_path, name="m", tflite=True)
+    assert sorted(os.listdir(tmp_path / "m")) == ["1", "batching_parameters.txt", "models.config"]
 
 
 def test_server_configs_beside_the_versions(exported):
@@ -238,6 +246,7 @@ def test_metadata_beside_each_export(exported):
     meta = read_metadata(exported.saved_model_dir)
     assert meta["latent_dim"] == 4 and meta["image_shape"] == [16, 16, 1]
     assert (meta["likelihood"], meta["dataset"], meta["version"]) == ("bernoulli", "bars", 1)
+    assert meta["condition"] == {"kind": "none", "size": 0} and meta["data_range"] == [0.0, 1.0]
     assert meta["keras_vae_version"] == keras_vae.__version__
     assert set(meta["signatures"]) == set(EXPECTED_SIGNATURES)
     assert meta["max_samples"] == MAX_SAMPLES
@@ -245,3 +254,21 @@ def test_metadata_beside_each_export(exported):
     tflite_meta = read_metadata(tflite_dir)
     assert tflite_meta["variants"] == {v: f"{v}.tflite" for v in ("float32", "float16", "dynamic_range", "int8")}
     assert (tflite_meta["version"], tflite_meta["dataset"], tflite_meta["latent_dim"]) == (1, "bars", 4)
+
+
+def test_image_checks_follow_the_likelihoods_data_range(tmp_path):
+    """Bernoulli models ([0, 1] data) refuse images outside it; Gaussian ones (data_range None) take any finite value."""
+    images = tf.fill([1, 8, 8, 1], 2.5)
+    for likelihood in ("bernoulli", "gaussian"):
+        model = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,), likelihood=likelihood, seed=0)
+        result = export_model(model, base_dir=tmp_path, name=likelihood, with_encoder=True)
+        encode = tf.saved_model.load(result.saved_model_dir).signatures["encode"]
+        if model.likelihood.data_range is None:
+            loc = encode(images=images)["loc"].numpy()
+            np.testing.assert_allclose(loc, model.encode(images.numpy()).mean().numpy(), atol=1e-5)
+        else:
+            with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must be in \[0, 1\]"):
+                encode(images=images)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="images must be finite"):
+            encode(images=tf.fill([1, 8, 8, 1], np.nan))
+        assert read_metadata(result.saved_model_dir)["data_range"] == (None if likelihood == "gaussian" else [0.0, 1.0])

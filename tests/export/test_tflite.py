@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from keras_vae.export.tflite import VARIANTS, TFLiteModel, convert_tflite
+from keras_vae.export import tflite as tflite_module
+from keras_vae.export.tflite import VARIANTS, TFLiteModel, convert_tflite, decode_chunks, fixed_batches
+from keras_vae.networks import build_networks
 
 # Parity with the SavedModel on fresh random codes, pixels in [0, 1]: (statistic, bound).
 PARITY = {"float32": ("max", 1e-5), "float16": ("max", 1e-2), "dynamic_range": ("max", 0.05), "int8": ("mean", 0.05)}
@@ -59,13 +61,22 @@ def test_files_embed_the_weights_and_quantization_shrinks_them(exported, vae):
     sizes = {v: os.path.getsize(p) for v, p in exported.tflite_paths.items()}
     assert sizes["float32"] > 4 * decoder_weights  # float32 weights are in the flatbuffer, not variables
     assert sizes["float16"] < sizes["float32"] and sizes["dynamic_range"] < sizes["float32"]
-    assert sizes["int8"] < sizes["float32"]
+    # int8: about a byte per weight, stored once for all the signatures (each signature adds its own
+    # quantization parameters, a fixed cost that outweighs the weights of a model this small).
+    assert constant_bytes(exported.tflite_paths["int8"]) < 2 * decoder_weights < constant_bytes(exported.tflite_paths["float32"])
+
+
+def constant_bytes(path):
+    """Bytes of constant data (weights) stored in a .tflite file."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return sum(len(b.data) for b in flatbuffer_utils.read_model(path).buffers if b.data is not None)
 
 
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_only_builtin_ops_and_on_device_random_sampling(variant, exported, capfd):
     ops = builtin_ops(exported.tflite_paths[variant], capfd)
-    assert set(ops) == {"decode", "sample"}
+    assert set(ops) == {"decode", "sample", *fixed_batches()}
     assert "RANDOM_STANDARD_NORMAL" in ops["sample"]
     assert not [op for ops_ in ops.values() for op in ops_ if op.startswith("Flex") or op == "CUSTOM"]
     if variant == "int8":
@@ -106,3 +117,63 @@ def test_mixture_prior_samples_on_device_from_the_mixture(tmp_path):
     np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)
     spread = z - locs[nearest]
     assert 0.85 < spread.std() < 1.15  # component scales are softplus(0.5413) = 1
+
+
+def test_large_on_device_draws_run_in_chunks_and_runtime_failures_name_the_file(exported, monkeypatch):
+    from keras_vae.export import tflite as tflite_module
+
+    model = TFLiteModel(exported.tflite_paths["float32"])
+    monkeypatch.setattr(tflite_module, "CHUNK_SIZE", 64)
+    calls = []
+    runner = model._sample
+    monkeypatch.setattr(model, "_sample", lambda **inputs: calls.append(int(inputs["num_samples"])) or runner(**inputs))
+    drawn = model.sample(150)
+    assert calls == [64, 64, 22] and drawn["images"].shape == (150, 16, 16, 1) and drawn["z"].shape == (150, 4)
+
+    def failing(**inputs):
+        raise RuntimeError("tensorflow/lite/core/subgraph.cc: Failed to allocate memory")
+
+    monkeypatch.setattr(model, "_sample", failing)
+    with pytest.raises(ValueError, match=r"The TFLite model '.*float32.tflite' failed to run: .*allocate"):
+        model.sample(4)
+
+
+def test_fixed_batch_signatures_have_static_shapes_and_decode_any_batch_like_the_dynamic_one(exported, capfd):
+    path = exported.tflite_paths["float32"]
+    ops = builtin_ops(path, capfd)
+    assert "SHAPE" in ops["decode"] or "PACK" in ops["decode"] or len(ops["decode"]) >= len(ops["decode_64"])
+    assert not {"SHAPE", "PACK"} & set(ops["decode_64"])  # shape arithmetic folded into constants
+    model = TFLiteModel(path)
+    assert sorted(model._fixed) == [1, 8, 64]
+    z = np.random.default_rng(3).standard_normal((75, 4)).astype(np.float32)
+    assert decode_chunks(75, model._fixed) == [(0, 64), (64, 8), (72, 1), (73, 1), (74, 1)]
+    dynamic = model.interpreter.get_signature_runner("decode")(z=z)["images"]
+    np.testing.assert_allclose(model.decode(z), dynamic, atol=1e-5)
+
+
+def test_files_without_fixed_batch_signatures_still_decode(vae, tmp_path, monkeypatch):
+    monkeypatch.setattr(tflite_module, "DECODE_BATCHES", ())
+    path = convert_tflite(vae, tmp_path, variants=("float32",))["float32"]
+    model = TFLiteModel(path)
+    assert model._fixed == {}
+    z = np.random.default_rng(4).standard_normal((9, 4)).astype(np.float32)
+    np.testing.assert_allclose(model.decode(z), vae.decode(z), atol=1e-5)
+
+
+def test_the_device_decoder_converts_to_depth_to_space_without_transposed_convolutions(tmp_path, capfd):
+    keras.utils.set_random_seed(0)
+    encoder, decoder = build_networks("conv", (16, 16, 1), 4, 4, filters=(8, 16), dense_units=32,
+                                      upsampling="depth_to_space")
+    model = keras_vae.VAE(encoder, decoder, 4, seed=0)
+    paths = convert_tflite(model, tmp_path, variants=("float32", "int8"))
+    z = np.random.default_rng(5).standard_normal((64, 4)).astype(np.float32)
+    images = {}
+    for variant, path in paths.items():
+        ops = builtin_ops(path, capfd)
+        used = {op for ops_ in ops.values() for op in ops_}
+        assert "DEPTH_TO_SPACE" in used and "TRANSPOSE_CONV" not in used
+        assert not [op for op in used if op.startswith("Flex") or op == "CUSTOM"]
+        images[variant] = TFLiteModel(path).decode(z)
+        assert np.all(np.isfinite(images[variant])) and images[variant].std(axis=0).mean() > 1e-3
+    np.testing.assert_allclose(images["float32"], model.decode(z), atol=1e-5)
+    assert np.abs(images["int8"] - images["float32"]).mean() <= 0.05

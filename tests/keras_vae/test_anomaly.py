@@ -39,8 +39,9 @@ def test_scores_are_the_negative_elbo_and_iwae_nll_and_are_seeded(trained):
     x = images[:8]
     elbo = anomaly_scores(vae, x, method="elbo", num_samples=400)
     np.testing.assert_array_equal(elbo, anomaly_scores(vae, x, method="elbo", num_samples=400))
-    # 400 draws average the per-example negative ELBO of compute_terms.
-    repeated = vae.compute_terms(np.repeat(x, 400, axis=0))["elbo"].numpy().reshape(8, 400).mean(1)
+    # 400 draws average the per-example negative ELBO of the objective's terms.
+    terms = vae.objective.terms(vae, np.repeat(x, 400, axis=0), None, training=False)
+    repeated = terms["elbo"].numpy().reshape(8, 400).mean(1)
     np.testing.assert_allclose(elbo, -repeated, atol=1.0)  # two Monte Carlo estimates
     iwae = anomaly_scores(vae, x, method="iwae", num_samples=200, seed=1)
     np.testing.assert_allclose(iwae, -keras_vae.iwae_bound(vae, x, num_samples=200, chunk_size=100,
@@ -64,3 +65,19 @@ def test_threshold_is_the_quantile_and_bad_input_raises(trained):
         anomaly_scores(vae, images[:2], method="mse")
     with pytest.raises(ValueError, match=r"shape \(n, 14, 14, 1\)"):
         anomaly_scores(vae, images[:2, :10])
+
+
+def test_conditional_models_are_scored_with_their_labels():
+    images = _bars(8, seed=1)
+    labels = np.arange(8) % 2
+    cvae = keras_vae.build_vae((14, 14, 1), 2, architecture="mlp", hidden_units=(8,), variant="cvae", num_classes=2,
+                               seed=0)
+    for method in ("elbo", "iwae"):
+        scores = anomaly_scores(cvae, images, method=method, num_samples=4, labels=labels)
+        assert scores.shape == (8,) and np.all(np.isfinite(scores))
+        np.testing.assert_array_equal(scores, anomaly_scores(cvae, images, method=method, num_samples=4,
+                                                             labels=labels))
+        assert np.abs(anomaly_scores(cvae, images, method=method, num_samples=4, labels=1 - labels)
+                      - scores).max() > 1e-4  # the labels reach the model
+    with pytest.raises(ValueError, match="needs labels"):
+        anomaly_scores(cvae, images)

@@ -184,7 +184,7 @@ def test_conditional_data_as_a_dict_or_a_pair():
     dicts = cvae.fit(tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(32),
                      epochs=1, verbose=0)
     assert np.isfinite(pairs.history["loss"][-1]) and np.isfinite(dicts.history["loss"][-1])
-    with pytest.raises(ValueError, match="conditional: pass labels="):
+    with pytest.raises(ValueError, match=r"conditional \(class labels in \[0, 4\)\): give the labels"):
         cvae.fit(images, epochs=1, batch_size=32, verbose=0)
 
 

@@ -100,12 +100,28 @@ def test_traversal_sweeps_one_dimension_at_a_time(trained):
         latent.traverse(vae, images[0], dims=[3])
 
 
-def test_conditional_models_take_a_label():
+def test_conditional_models_take_labels():
     cvae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,), variant="cvae", num_classes=3)
     x = np.random.RandomState(0).rand(2, 8, 8, 1).astype(np.float32)
-    strip = latent.interpolate(cvae, x[0], x[1], num_steps=3, label=2)
+    strip = latent.interpolate(cvae, x[0], x[1], num_steps=3, labels=2)
     z = cvae.encode(x, np.array([2, 2])).mean()
     np.testing.assert_allclose(strip[[0, -1]], cvae.decode(z, np.array([2, 2])), atol=1e-6)
-    with pytest.raises(ValueError, match="needs label"):
+    with pytest.raises(ValueError, match="needs labels"):
         latent.interpolate(cvae, x[0], x[1])
-    assert latent.traverse(cvae, x[0], values=[0.0, 1.0], label=1).shape == (2, 2, 8, 8, 1)
+    assert latent.traverse(cvae, x[0], values=[0.0, 1.0], labels=1).shape == (2, 2, 8, 8, 1)
+    # One label per input encodes each input with its own label.
+    codes = latent.encode_means(cvae, x, labels=[0, 1])
+    np.testing.assert_allclose(codes, cvae.encode(x, np.array([0, 1])).mean(), rtol=1e-6)
+    np.testing.assert_allclose(latent.apply_attribute(cvae, x, np.ones(2, np.float32), labels=[0, 1]),
+                               cvae.decode(codes + 1.0, np.array([0, 1])), atol=1e-6)
+    first = cvae.encode(x[:1], np.array([1])).mean()
+    np.testing.assert_allclose(latent.blend(cvae, x, [1.0, 0.0], labels=[1, 1]), cvae.decode(first, np.array([1])),
+                               atol=1e-6)
+    vector = latent.attribute_vector(cvae, x, np.array([True, False]), labels=2)
+    with_two = latent.encode_means(cvae, x, labels=2)
+    np.testing.assert_allclose(vector, with_two[0] - with_two[1], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="Got 3 labels for 2 inputs"):
+        latent.encode_means(cvae, x, labels=[0, 1, 2])
+    vae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,))
+    with pytest.raises(ValueError, match="only for conditional models"):
+        latent.encode_means(vae, x, labels=[0, 1])

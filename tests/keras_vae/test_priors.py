@@ -8,6 +8,7 @@ import tensorflow_probability as tfp
 
 import keras_vae
 from keras_vae import VampPrior
+from keras_vae.priors import gaussian_mixture_log_prob
 
 tfd = tfp.distributions
 
@@ -58,8 +59,9 @@ def test_the_kl_trains_the_pseudo_inputs_and_the_encoder_once():
     with pytest.raises(NotImplementedError):
         tfd.kl_divergence(vae.encode(x), vae.prior.distribution())  # so the VAE uses the Monte Carlo KL
     with tf.GradientTape() as tape:
-        posterior = vae.encode(x)
-        kl = tf.reduce_mean(vae.kl_divergence(posterior, posterior.sample(seed=(1, 2))))
+        (layer,) = vae.draw(x, seed=tf.constant([1, 2])).layers
+        assert layer.kl_per_dim is None
+        kl = tf.reduce_mean(layer.kl)
     grads = tape.gradient(kl, {"pseudo": vae.prior.pseudo_inputs, "encoder": vae.encoder.trainable_weights[0]})
     assert np.abs(grads["pseudo"].numpy()).max() > 0 and np.abs(grads["encoder"].numpy()).max() > 0
     # The prior owns only its pseudo-inputs; the encoder's weights are the model's, listed once.
@@ -96,6 +98,42 @@ def test_by_name_and_clear_errors():
     with pytest.raises(ValueError, match="needs an unconditional model"):
         keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), variant="cvae", num_classes=3,
                             prior="vamp")
-    iaf = keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), variant="iaf", prior="vamp")
-    with pytest.raises(ValueError, match="needs a diagonal Gaussian posterior.*FlowPosterior"):
-        iaf.prior.distribution()
+    with pytest.raises(ValueError, match="needs a diagonal Gaussian posterior.*IAFPosterior"):
+        keras_vae.build_vae((4, 4, 1), 2, architecture="mlp", hidden_units=(8,), variant="iaf", prior="vamp")
+    with pytest.raises(ValueError, match="Unknown prior"):
+        keras_vae.get_prior("gaussian")
+
+
+def test_mixture_samples_follow_its_components_and_temperature_scales_their_spread():
+    prior = keras_vae.MixtureOfGaussiansPrior(num_components=2)
+    prior.build((None, 1))
+    prior.logits.assign([0.0, -50.0])  # all weight on component 0
+    prior.locs.assign([[5.0], [-5.0]])
+    prior.raw_scales.assign([[0.5413], [0.5413]])  # scale 1
+    z = prior.sample(4000, seed=tf.constant([1, 2])).numpy()
+    assert z.mean() == pytest.approx(5.0, abs=0.1) and z.std() == pytest.approx(1.0, rel=0.05)
+    cold = prior.sample(4000, temperature=0.1, seed=tf.constant([1, 2])).numpy()
+    assert cold.mean() == pytest.approx(5.0, abs=0.01) and cold.std() == pytest.approx(0.1, rel=0.05)
+    np.testing.assert_array_equal(z, prior.sample(4000, seed=tf.constant([1, 2])))
+    with pytest.raises(ValueError, match="num_components must be >= 1"):
+        keras_vae.MixtureOfGaussiansPrior(0)
+
+
+def test_gaussian_mixture_log_prob_takes_the_mixture_parameters():
+    rng = np.random.RandomState(3)
+    logits, loc = rng.randn(4).astype(np.float32), rng.randn(4, 3).astype(np.float32)
+    scale = rng.uniform(0.3, 2.0, (4, 3)).astype(np.float32)
+    z = rng.randn(6, 3).astype(np.float32)
+    exact = tfd.MixtureSameFamily(tfd.Categorical(logits=logits.astype(np.float64)),
+                                  tfd.MultivariateNormalDiag(loc.astype(np.float64), scale.astype(np.float64)))
+    np.testing.assert_allclose(gaussian_mixture_log_prob(tf.constant(logits), tf.constant(loc), tf.constant(scale),
+                                                         z).numpy(), exact.log_prob(z.astype(np.float64)), atol=1e-4)
+
+
+def test_standard_normal_prior_is_factorized():
+    prior = keras_vae.StandardNormalPrior()
+    prior.build((None, 3))
+    assert prior.marginal().batch_shape == (3,)
+    z = np.random.RandomState(0).randn(5, 3).astype(np.float32)
+    np.testing.assert_allclose(prior.log_prob(z), -0.5 * (z**2).sum(1) - 1.5 * np.log(2 * np.pi), rtol=1e-5)
+    assert keras_vae.MixtureOfGaussiansPrior(2).marginal() is None

@@ -5,14 +5,15 @@ import os
 import pytest
 import yaml
 
-from keras_vae.training.config import TrainConfig, load_config, parse_assignment, save_config
+from keras_vae.training.config import TrainConfig, load_config, parse_assignment
+from keras_vae.training.run_dir import save_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 
 def test_defaults_and_file_with_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("dataset: mnist\nepochs: 3\nlearning_rate: 1\nmodel_options: {hidden_units: [8]}\n")
+    path.write_text("dataset: mnist\nepochs: 3\nlearning_rate: 1\narchitecture: mlp\nmodel_options: {hidden_units: [8]}\n")
     config = load_config(str(path), {"epochs": 7, "seed": 3})
     assert (config.dataset, config.epochs, config.seed) == ("mnist", 7, 3)
     assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
@@ -45,16 +46,27 @@ def test_saved_config_loads_back(tmp_path):
         ({"epochs": True}, "epochs must be an integer"),
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"learning_rate": -1}, "learning_rate must be > 0"),
-        ({"strategy": "gpu"}, "strategy must be one of auto, default, one_device, mirrored, multi_worker, tpu"),
-        ({"precision": "float16"}, "precision must be one of"),
-        ({"nan_policy": "ignore"}, "nan_policy must be one of skip, stop"),
-        ({"dataset": "imagenet"}, "dataset must be one of .*sprites"),
-        ({"architecture": "resnet"}, "architecture must be one of conv, mlp"),
+        ({"strategy": "gpu"}, "Unknown strategy 'gpu'; expected one of 'auto', 'default', 'one_device', 'mirrored'"),
+        ({"precision": "float16"}, "Unknown precision 'float16'"),
+        ({"nan_policy": "ignore"}, "Unknown nan_policy 'ignore'; expected one of 'skip', 'stop'"),
+        ({"dataset": "imagenet"}, "Unknown dataset 'imagenet'; expected one of .*'sprites'"),
+        ({"architecture": "resnet"}, "Unknown architecture 'resnet'; expected one of 'conv', 'mlp'"),
         ({"steps_per_epoch": 0}, "steps_per_epoch must be >= 1"),
         ({"image_shape": [28, 28]}, "image_shape must be"),
         ({"model_options": {"beta": 2}}, "model_options may not set.*beta"),
         ({"batch_size": None}, "batch_size may not be null"),
-        ({"prior": "vampire"}, "prior must be one of standard_normal, mixture, vamp"),
+        ({"prior": "vampire"}, "Unknown prior 'vampire'.*Did you mean 'vamp'"),
+        ({"variant": "beta-vae"}, "Unknown variant 'beta-vae'.*Did you mean 'beta_vae'"),
+        ({"likelihood": "poisson"}, "Unknown likelihood 'poisson'"),
+        ({"architecture": "mlp", "model_options": {"hidden_unit": [8]}}, "Unknown model option 'hidden_unit'.*'hidden_units'"),
+        ({"architecture": "conv", "model_options": {"hidden_units": [8]}}, "It is an option of architecture 'mlp'"),
+        ({"model_options": {"lower_latent_dims": [4]}}, "It is an option of variant 'ladder'"),
+        ({"beta": float("nan")}, "beta must be a finite number, got nan"),
+        ({"free_bits": float("inf")}, "free_bits must be a finite number, got inf"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+        ({"clipnorm": float("-inf")}, "clipnorm must be a finite number"),
+        ({"architecture": "mlp", "model_options": {"dropout": float("nan")}}, r"model_options.dropout must be a finite"),
+        ({"prior_options": {"scales": [1.0, float("inf")]}}, r"prior_options.scales\[1\] must be a finite number"),
         ({"reduce_lr_patience": 0}, "reduce_lr_patience must be >= 1"),
         ({"reduce_lr_factor": 1.5}, r"reduce_lr_factor must be in \(0, 1\)"),
     ],
@@ -83,6 +95,14 @@ def test_parse_assignment():
     assert parse_assignment("steps_per_epoch=null") == ("steps_per_epoch", None)
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_assignment("epochs")
+    with pytest.raises(ValueError, match="--set model_options: the value '{hidden_units: \\[8}' is not valid YAML"):
+        parse_assignment("model_options={hidden_units: [8}")
+
+
+def test_yaml_nan_and_inf_from_the_command_line_are_refused():
+    for text, key in (("beta=.nan", "beta"), ("free_bits=.inf", "free_bits"), ("learning_rate=-.inf", "learning_rate")):
+        with pytest.raises(ValueError, match=f"^{key} must be a finite number"):
+            load_config(None, dict([parse_assignment(text)]))
 
 
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir(CONFIGS) if f.endswith(".yaml")))

@@ -209,6 +209,52 @@ def test_tfds_unavailable_names_data_dir(tmp_path):
         data.get_dataset("mnist", "train", data_dir=str(tmp_path / "missing"))
 
 
+def test_idx_images_of_another_size_name_the_file(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name, array in {"t10k-images-idx3-ubyte": np.zeros((3, 32, 32)), "t10k-labels-idx1-ubyte": np.arange(3)}.items():
+        (folder / name).write_bytes(_idx_bytes(array))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte' holds 32x32 images; dataset 'mnist' has 28x28"):
+        data.get_dataset("mnist", "test", data_dir=str(tmp_path))
+
+
+class _PreparedMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A few MNIST-shaped examples written in the real `mnist` builder's name, version and features, so that
+    `tfds.builder("mnist")` finds them prepared in the data dir (no download, no mock)."""
+
+    name = "mnist"
+
+    def __init__(self, real, **kwargs):
+        self.VERSION = real.version
+        self._real_features = real.info.features
+        super().__init__(**kwargs)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=self._real_features, supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(3, 0), "test": self._generate_examples(5, 1)}
+
+    def _generate_examples(self, count, seed):
+        rng = np.random.RandomState(seed)
+        for i in range(count):
+            yield i, {"image": rng.randint(0, 256, (28, 28, 1)).astype(np.uint8), "label": i % 10}
+
+
+def test_the_real_tfds_builder_reads_a_dataset_prepared_in_a_local_data_dir(tmp_path):
+    # The real builder class (its module and dependencies imported, e.g. importlib_resources), not a mock.
+    real = tfds.builder("mnist", data_dir=str(tmp_path))
+    assert type(real).__name__ == "MNIST" and real.info.features["image"].shape == (28, 28, 1)
+    assert not real.is_prepared()
+    _PreparedMnist(real, data_dir=str(tmp_path)).download_and_prepare()
+    prepared = tfds.builder("mnist", data_dir=str(tmp_path))
+    assert type(prepared).__name__ == "MNIST" and prepared.is_prepared()
+    images, labels = next(iter(data.get_dataset("mnist", "test", data_dir=str(tmp_path), batch_size=8,
+                                                with_labels=True)))
+    assert images.shape == (5, 28, 28, 1) and sorted(labels.numpy().tolist()) == [0, 1, 2, 3, 4]
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+
+
 def test_unknown_dataset_and_split():
     with pytest.raises(ValueError, match="Unknown dataset 'imagenet'.*sprites"):
         data.get_dataset("imagenet", "train")

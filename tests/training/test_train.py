@@ -12,12 +12,13 @@ import tensorflow as tf
 import yaml
 
 import keras_vae
-from keras_vae.training import cli
+from keras_vae import cli
 from keras_vae.training.callbacks import NonFiniteLossError
 from keras_vae.training.config import load_config
 from keras_vae.training.data import get_dataset
 from keras_vae.training.evaluate import evaluate_model
-from keras_vae.training.train import build_model, make_optimizer, train
+from keras_vae.training.build import build_model, make_optimizer
+from keras_vae.training.train import train
 
 TINY = {
     "dataset": "sprites",
@@ -93,7 +94,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
 
 def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
     assert cli.main(["train", "--strategy", "gpu", "--run-dir", str(tmp_path)]) == 2
-    assert "keras-vae train: error: strategy must be one of" in capsys.readouterr().err
+    assert "keras-vae train: error: Unknown strategy 'gpu'" in capsys.readouterr().err
     assert cli.main(["train", "--set", "epoch=3"]) == 2
     assert "Did you mean 'epochs'" in capsys.readouterr().err
     assert cli.main(["evaluate", str(tmp_path / "nothing"), "--dataset", "sprites"]) == 2
@@ -212,13 +213,13 @@ def test_moving_average_weights_are_validated_saved_and_kept_when_stopped_early(
 def test_variants_get_dataset_options_and_labels(tmp_path):
     model, metrics = train(_config(tmp_path, variant="cvae", epochs=1, steps_per_epoch=2, eval_iw_samples=5,
                                    eval_max_examples=8))
-    assert model.conditional and model.label_dim == 5  # the sprite factor vector
+    assert model.condition.kind == "vector" and model.condition.size == 5  # the sprite factor vector
     assert np.isfinite(metrics["evaluation"]["nll"])
     with open(os.path.join(tmp_path, "run", "config.yaml")) as f:
         assert yaml.safe_load(f)["model_options"]["label_dim"] == 5
     model, _ = train(_config(tmp_path, variant="beta_tcvae", epochs=1, steps_per_epoch=1,
                              run_dir=str(tmp_path / "tc")))
-    assert model.dataset_size == 663_552
+    assert model.objective.dataset_size == 663_552  # the train split, from the dataset
 
 
 def test_prior_options_build_the_named_prior(tmp_path):
@@ -258,8 +259,42 @@ def test_warm_start_from_init_weights_and_its_errors(tmp_path):
 
 def test_importance_weighted_training_selects_on_the_trained_bound(tmp_path):
     model, metrics = train(_config(tmp_path, epochs=3, steps_per_epoch=2, iw_train_samples=4))
-    assert model.iw_train_samples == 4
+    assert model.objective.num_samples == 4
     history = metrics["history"]
     best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
     assert metrics["best_epoch"] == best + 1
     assert all(row["val_loss"] < -row["val_elbo"] for row in history)  # the IW bound is tighter than the ELBO
+
+
+def test_a_damaged_backup_falls_back_to_the_previous_one_naming_the_file(tmp_path, capsys):
+    train(_config(tmp_path, epochs=2, steps_per_epoch=2))
+    backup = tmp_path / "run" / "backup"
+    latest = backup / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:1000])  # what a kill during a plain rewrite of the file left
+    model, metrics = train(_config(tmp_path, epochs=3, steps_per_epoch=2))
+    err = capsys.readouterr().err
+    assert f"Backup {str(latest)!r} is damaged or incomplete" in err and "previous.weights.h5" in err
+    assert int(model.optimizer.iterations.numpy()) == 6  # from the end of epoch 1: epochs 2 and 3 run again
+    assert [row["epoch"] for row in metrics["history"]] == [0, 1, 2]
+    for name in ("latest.weights.h5", "previous.weights.h5"):
+        path = backup / name
+        path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="No loadable backup in .*backup.*Delete that folder"):
+        train(_config(tmp_path, epochs=4, steps_per_epoch=2))
+
+
+def test_an_epoch_committed_with_its_backup_is_completed_on_resume(tmp_path):
+    """A kill after an epoch's backup commit but before its records were applied: the resumed run applies them
+    (the history row, the best.keras candidate) from the backup's metadata, so no epoch is lost."""
+    run = tmp_path / "run"
+    train(_config(tmp_path, epochs=2, steps_per_epoch=2, learning_rate=0.01))
+    records = json.loads((run / "backup" / "training_metadata.json").read_text())["records"]
+    assert records["history_row"]["epoch"] == 1
+    lines = (run / "history.csv").read_text().splitlines()
+    (run / "history.csv").write_text("\n".join(lines[:-1]) + "\n")  # epoch 2's row never written
+    if records["best"]:  # epoch 2 improved: its candidate was never renamed into place
+        os.replace(run / "best.keras", run / records["best"]["file"])
+    _, metrics = train(_config(tmp_path, epochs=2, steps_per_epoch=2, learning_rate=0.01))
+    assert [row["epoch"] for row in metrics["history"]] == [0, 1]
+    assert metrics["history"][1] == pytest.approx(records["history_row"])
+    assert (run / "best.keras").is_file() and not list(run.glob(".tmp-*"))

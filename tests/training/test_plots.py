@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 import keras_vae
-from keras_vae.training import analysis
-from keras_vae.training.cli import main
+from keras_vae.cli import main
+from keras_vae.training import plots
 from keras_vae.training.data import load_examples
 
 
@@ -77,7 +77,7 @@ def test_latent_scatter_uses_pca_above_two_dimensions_and_manifold_needs_two(run
 def test_pca_finds_the_principal_axes():
     rng = np.random.RandomState(0)
     codes = rng.randn(2000, 3) * [5.0, 0.1, 2.0]
-    points, explained = analysis.pca_2d(codes)
+    points, explained = plots.pca_2d(codes)
     assert explained[0] > 0.8 and explained[0] + explained[1] > 0.99
     np.testing.assert_allclose(np.abs(np.corrcoef(points[:, 0], codes[:, 0])[0, 1]), 1.0, atol=1e-3)
 
@@ -127,10 +127,10 @@ def test_blend_picture_rows_end_with_the_blend_of_their_inputs(runs, tmp_path):
 
 def test_attribute_picture_and_attribute_specs(runs, tmp_path, capsys):
     labels = np.array([[0, 1], [2, 1], [2, 0]])
-    assert analysis.attribute_mask(labels, "shape=2", ("shape", "scale")).tolist() == [False, True, True]
-    assert analysis.attribute_mask(np.array([7, 1, 7]), "7").tolist() == [True, False, True]
+    assert plots.attribute_mask(labels, "shape=2", ("shape", "scale")).tolist() == [False, True, True]
+    assert plots.attribute_mask(np.array([7, 1, 7]), "7").tolist() == [True, False, True]
     with pytest.raises(ValueError, match="FACTOR=VALUE"):
-        analysis.attribute_mask(labels, "colour=1", ("shape", "scale"))
+        plots.attribute_mask(labels, "colour=1", ("shape", "scale"))
     out = tmp_path / "attribute.png"
     assert main(["plot", str(runs[2]), "--kind", "attribute", "--attribute", "shape=2", "--num", "300",
                  "--out", str(out)]) == 0

@@ -1,0 +1,95 @@
+"""`keras-vae fit-sampler`: fit an ex-post sampler to a trained model's training codes and save it in the model.
+
+The sampler (`keras_vae.samplers`: ``gmm``, a Gaussian mixture fitted by EM; ``two_stage``, a second small
+VAE on the codes) is fitted to the posterior means of the run's training split and kept in the model file,
+which is rewritten atomically (readers see the old or the new file). ``model.sample(n, sampler=NAME)`` and
+``keras-vae evaluate --sample-quality --sampler NAME`` then draw from it.
+
+Example:
+
+    keras-vae fit-sampler runs/sprites --kind gmm --num-components 20 --examples 20000
+    keras-vae fit-sampler model.keras --dataset mnist --data-dir ../shared/data --split test
+"""
+
+DEFAULT_EXAMPLES = 10_000
+
+
+def add_command(subparsers):
+    """Registers ``fit-sampler`` on ``subparsers``."""
+    parser = subparsers.add_parser(
+        "fit-sampler", help="fit an ex-post sampler (gmm, two_stage) to a run's training codes",
+        description="Fit an ex-post sampler to the codes of a model's training split and save it in the model file.",
+    )
+    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="run directory (uses model.keras) or .keras file")
+    parser.add_argument("--kind", default="gmm", choices=("gmm", "two_stage"))
+    parser.add_argument("--name", help="name to keep the sampler under (default: the kind)")
+    parser.add_argument("--num-components", type=int, help="mixture components of a gmm sampler (default 10)")
+    parser.add_argument("--epochs", type=int, help="training epochs of a two_stage sampler (default 100)")
+    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+                        help=f"training examples encoded (a seeded random subset; default {DEFAULT_EXAMPLES})")
+    parser.add_argument("--dataset", help="dataset name (default: the run's dataset; must match it)")
+    parser.add_argument("--data-dir", help="folder with canonical files or a tfds data directory")
+    parser.add_argument("--split", default="train", choices=("train", "valid", "test"),
+                        help="split whose codes are fitted (default train)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run_fit_sampler)
+
+
+def sampler_options(args):
+    """The sampler constructor options the flags give, refusing a flag of the other kind."""
+    own = {"gmm": ("num_components",), "two_stage": ("epochs",)}[args.kind]
+    for flag in ("num_components", "epochs"):
+        if getattr(args, flag) is not None and flag not in own:
+            raise ValueError(f"--{flag.replace('_', '-')} is not an option of --kind {args.kind}.")
+    return {flag: getattr(args, flag) for flag in own if getattr(args, flag) is not None}
+
+
+def checked_dataset(model_path, dataset, data_dir):
+    """``(dataset, data_dir)`` of the run, refusing a ``dataset`` other than the one the run was trained on."""
+    from keras_vae.saving import read_run_config
+    from keras_vae.training.run_dir import data_source
+
+    trained_on = read_run_config(model_path).get("dataset")
+    if dataset and trained_on and dataset != trained_on:
+        raise ValueError(f"{model_path!r} was trained on {trained_on!r}: a sampler fitted to {dataset!r} codes "
+                         "would not belong to this model. Fit it on the run's own dataset (omit --dataset).")
+    dataset, data_dir = data_source(model_path, dataset, data_dir)
+    if dataset is None:
+        raise ValueError("--dataset is required when the model is not in a run directory with a config.yaml.")
+    return dataset, data_dir
+
+
+def check_image_shape(model, dataset, data_dir):
+    """Raises a ValueError when ``dataset``'s images are not the images ``model`` was built for."""
+    from keras_vae.training.data import dataset_info
+
+    shape = tuple(dataset_info(dataset, data_dir).image_shape)
+    if shape != tuple(model.image_shape):
+        raise ValueError(f"The model takes {tuple(model.image_shape)} images; dataset {dataset!r} has {shape}: "
+                         "a sampler fitted to its codes would belong to another model.")
+
+
+def run_fit_sampler(args):
+    for name in ("examples", "num_components", "epochs"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    options = sampler_options(args)
+    import keras_vae
+    from keras_vae.saving import resolve_model_path
+    from keras_vae.training.data import load_examples
+    from keras_vae.training.run_dir import atomic_write
+
+    model_path = resolve_model_path(args.model)
+    dataset, data_dir = checked_dataset(args.model, args.dataset, args.data_dir)
+    model = keras_vae.load_vae(model_path)  # compiled: the optimizer state is saved back unchanged
+    check_image_shape(model, dataset, data_dir)
+    images, labels = load_examples(dataset, args.split, data_dir=data_dir, count=args.examples,
+                                   with_labels=bool(model.condition), shuffle=True, seed=args.seed)
+    name = args.name or args.kind
+    replaced = name in model.samplers
+    model.fit_sampler(images, labels, kind=args.kind, name=name, seed=args.seed, **options)
+    atomic_write(model_path, model.save)
+    print(f"{'replaced' if replaced else 'added'} sampler {name!r} ({args.kind}, {options or 'default options'}) "
+          f"fitted to {len(images)} {args.split} codes of {dataset!r}; wrote {model_path}")
+    print(f"score its samples with: keras-vae evaluate {args.model} --sample-quality --sampler {name}")
+    return 0

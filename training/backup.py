@@ -1,0 +1,158 @@
+"""Training-state backups that survive a kill at any instant: two generations, each checked by its digest.
+
+A generation is a weights file and a JSON metadata file that names the weights' SHA-256, the epoch to resume
+at, and (for an epoch's end) that epoch's records: its ``history.csv`` row and its ``best.keras`` candidate.
+Writing one: the weights and metadata go to temp files beside their final names and are synced; the current
+generation is renamed to ``previous.*``; the new files are renamed into place. Whatever instant a kill hits,
+at least one (metadata, weights) pair whose digests agree is left, and `BackupStore.restore` finds the newest.
+
+Files in the backup folder: ``latest.weights.h5`` + ``training_metadata.json`` (newest generation, the names
+`keras.callbacks.BackupAndRestore` uses) and ``previous.weights.h5`` + ``previous_metadata.json``.
+
+Example:
+
+>>> store = BackupStore("runs/sprites/backup")
+>>> store.write(model.save_weights, {"epoch": 3, "batch": 0})
+>>> store.restore(model)                      # loads the newest good generation into model
+{'epoch': 3, 'batch': 0, 'weights_sha256': '...'}
+"""
+
+import json
+import os
+import sys
+
+from keras_vae.training.run_dir import RunWriteError, file_digest, fsync_path, remove_temporaries, write_beside
+
+LATEST = ("latest.weights.h5", "training_metadata.json")
+PREVIOUS = ("previous.weights.h5", "previous_metadata.json")
+
+
+class StagedWeights:
+    """Weights written and synced beside the backup, not yet a generation (see `BackupStore.stage`)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.digest = file_digest(path)
+
+
+class BackupStore:
+    """The two backup generations in ``folder`` (see the module docstring)."""
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+
+    def _path(self, name):
+        return os.path.join(self.folder, name)
+
+    def _read_metadata(self, name):
+        """The metadata dict in ``name``, or None when it is missing or unreadable (half-written by an old version)."""
+        try:
+            with open(self._path(name)) as f:
+                metadata = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return metadata if isinstance(metadata, dict) and "epoch" in metadata else None
+
+    def candidates(self):
+        """``(metadata, weights path, metadata path)`` whose digests agree, newest first.
+
+        A metadata file without a digest (written by Keras' own callback) goes with the weights file beside it.
+        """
+        found = []
+        for weights_name, metadata_name in (LATEST, PREVIOUS):
+            metadata = self._read_metadata(metadata_name)
+            if metadata is None:
+                continue
+            if "weights_sha256" not in metadata:
+                if os.path.isfile(self._path(weights_name)):
+                    found.append((metadata, self._path(weights_name), self._path(metadata_name)))
+                continue
+            for name in (LATEST[0], PREVIOUS[0]):
+                path = self._path(name)
+                if os.path.isfile(path) and file_digest(path) == metadata["weights_sha256"]:
+                    found.append((metadata, path, self._path(metadata_name)))
+                    break
+        found.sort(key=lambda pair: pair[0].get("generation", 0), reverse=True)
+        return found
+
+    def has_files(self):
+        return any(os.path.exists(self._path(n)) for n in (*LATEST, *PREVIOUS))
+
+    def restore(self, load_weights, stream=None):
+        """Loads the newest good generation with ``load_weights(path)``; returns its metadata (None: no backup).
+
+        A damaged newest generation is reported, naming its file, and the previous one is used. Raises
+        ValueError naming the folder when files exist but no generation loads.
+        """
+        latest, stream = self._path(LATEST[0]), stream or sys.stderr
+        for metadata, path, _ in self.candidates():
+            try:
+                load_weights(path)
+            except Exception as err:  # h5py raises OSError, KeyError, ValueError... for a damaged file
+                print(f"Backup {path!r} cannot be loaded ({type(err).__name__}: {err}); trying the previous one.",
+                      file=stream)
+                continue
+            if path != latest:
+                print(f"Backup {latest!r} is damaged or incomplete (an interrupted write); resuming from "
+                      f"{path!r} (epoch {metadata['epoch'] + 1}).", file=stream)
+            return metadata
+        if self.has_files():
+            raise ValueError(
+                f"No loadable backup in {self.folder!r} (latest.weights.h5 and previous.weights.h5 are damaged or "
+                "do not match their metadata). Delete that folder to restart the run from its beginning."
+            )
+        return None
+
+    def stage(self, save_weights):
+        """Writes the weights with ``save_weights(path)`` to a synced temp file; `commit` makes it a generation."""
+        os.makedirs(self.folder, exist_ok=True)
+        return StagedWeights(write_beside(self._path(LATEST[0]), save_weights))
+
+    def commit(self, staged, metadata):
+        """Makes ``staged`` the newest generation with ``metadata`` (a dict with ``epoch``; digest added here)."""
+        newest = self.candidates()
+        metadata = dict(metadata, weights_sha256=staged.digest,
+                        generation=(newest[0][0].get("generation", 0) + 1) if newest else 1)
+        latest_weights, latest_metadata = (self._path(n) for n in LATEST)
+        temp_metadata = write_beside(latest_metadata, lambda path: _write_json(path, metadata))
+        try:
+            if newest:
+                self._keep_as_previous(*newest[0])
+            os.replace(staged.path, latest_weights)
+            os.replace(temp_metadata, latest_metadata)
+            fsync_path(self.folder)
+        except OSError as err:
+            raise self._write_error(err, temp_metadata, staged.path) from err
+        return metadata
+
+    def _keep_as_previous(self, metadata, weights_path, metadata_path):
+        """Moves the good newest generation to the ``previous.*`` names, one rename at a time: after each
+        step its metadata and weights still sit under names `candidates` pairs up."""
+        previous_weights, previous_metadata = (self._path(n) for n in PREVIOUS)
+        if weights_path != previous_weights:
+            os.replace(weights_path, previous_weights)
+        if metadata_path != previous_metadata:
+            os.replace(metadata_path, previous_metadata)
+
+    def _write_error(self, err, *temporaries):
+        """A `RunWriteError` for a failed backup commit, after removing its temp files."""
+        for path in temporaries:
+            if os.path.exists(path):
+                os.remove(path)
+        return RunWriteError(f"Could not write a backup in {self.folder!r}: {err.strerror or err}. The previous "
+                             "backup is unchanged; free space and rerun the same command to resume.")
+
+
+    def write(self, save_weights, metadata):
+        """`stage` then `commit`: a new generation of the weights ``save_weights(path)`` writes."""
+        return self.commit(self.stage(save_weights), metadata)
+
+    def clean(self):
+        """Removes temp files an interrupted write left in the folder."""
+        remove_temporaries(self.folder)
+
+
+def _write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f)
+

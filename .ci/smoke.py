@@ -28,7 +28,7 @@ def main():
         result = export_model(vae, base_dir=tmp, name="smoke", tflite=True, with_encoder=True)
         grid = sample_images(os.path.join(tmp, "smoke"), num_samples=4, seed=0)
         assert np.asarray(grid).shape[0] == 4 and np.all(np.isfinite(grid)), np.asarray(grid).shape
-        on_device = TFLiteModel(result.tflite_paths["float32"]).sample(4)
+        on_device = TFLiteModel(result.tflite_paths["float32"]).sample(4)["images"]
         assert np.all(np.isfinite(on_device)) and np.asarray(on_device).shape == (4, 28, 28, 1)
     print("smoke: build, fit, export (SavedModel + TFLite), sample: ok")
 

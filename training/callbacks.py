@@ -2,7 +2,7 @@
 
 Example:
 
->>> guard = NonFiniteGuard(policy="skip")          # with a LossScaleOptimizer, which skips the steps
+>>> guard = NonFiniteGuard(policy="skip")          # reads the model's skipped_steps metric
 >>> backup = RunBackup("runs/x/backup", save_freq=100, records_dir="runs/x")
 >>> best = BestCandidate("runs/x/best.keras", history_path="runs/x/history.csv")
 >>> model.fit(data, epochs=3, callbacks=[guard, backup, best, EpochCommit(backup, best, "runs/x")])
@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_vae
 from keras_vae import NonFiniteLossError, image_grid  # noqa: F401  (raised here, and by the model)
 from keras_vae.training.backup import BackupStore
 from keras_vae.training.run_dir import (apply_epoch_records, best_of, file_digest, history_row, read_history,
@@ -33,64 +34,54 @@ def _finite_weights(model):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Counts, and on request stops at, training steps whose update was skipped as non-finite.
+    """Reports, limits and on request stops at training steps skipped as non-finite.
 
-    The skipping itself is done by a `keras.optimizers.LossScaleOptimizer` (with `keras_vae.VAE`, on
-    every replica alike): a step it skips does not advance ``optimizer.iterations``, which is how the
-    steps are counted here. Each epoch's count goes into the logs as ``nonfinite_steps``.
+    The skipping itself is the model's (`keras_vae.VAE` skips a step whose loss or gradient is not finite
+    on any replica, and counts it in its ``skipped_steps`` metric, which this callback reads).
 
     Args:
-        policy: ``"skip"`` (count and carry on) or ``"stop"`` (raise `NonFiniteLossError`). With a
-            growing loss scale (mixed_float16) the first skips are the scale's own overflow checks,
-            so ``stop`` waits until the scale has fallen to 1 or below.
+        policy: ``"skip"`` (count and carry on) or ``"stop"`` (raise `NonFiniteLossError`). Under
+            mixed_float16 the first skips are the dynamic loss scale's own overflow checks, so ``stop`` waits
+            until the scale has fallen to 1 or below.
         max_steps: with ``skip``, stop once more than this many steps were skipped (0: no limit).
-        fixed_scale: the optimizer's loss scale is 1 and must stay so (float32 / bfloat16): the
-            halving that follows a skip is undone.
         verbose: print a line for every skipped step.
     """
 
-    def __init__(self, policy="skip", max_steps=100, fixed_scale=True, verbose=True):
+    def __init__(self, policy="skip", max_steps=100, verbose=True):
         super().__init__()
         if policy not in ("skip", "stop"):
             raise ValueError(f"policy must be 'skip' or 'stop', got {policy!r}")
         self.policy = policy
         self.max_steps = int(max_steps)
-        self.fixed_scale = fixed_scale
         self.verbose = verbose
         self.total_skipped = 0
         self.epoch_skipped = 0
         self._epoch = 0
 
-    def _iterations(self):
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._last_batch = -1
-        self._seen_iterations = self._iterations()
         self.epoch_skipped = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        ran = batch - self._last_batch
-        self._last_batch = batch
-        iterations = self._iterations()
-        skipped = ran - (iterations - self._seen_iterations)
-        self._seen_iterations = iterations
+        skipped = int(round(float((logs or {}).get("skipped_steps", 0.0)))) - self.epoch_skipped  # an epoch's sum
         if skipped > 0:
+            self.epoch_skipped += skipped
             self._on_skipped(skipped, batch)
+
+    def _dynamic_scale(self):
+        optimizer = self.model.optimizer
+        if isinstance(optimizer, keras_vae.NonFiniteSkipping) or not hasattr(optimizer, "dynamic_scale"):
+            return None
+        return float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
 
     def _on_skipped(self, skipped, batch):
         self.total_skipped += skipped
-        self.epoch_skipped += skipped
-        optimizer = self.model.optimizer
-        scale = float(keras.ops.convert_to_numpy(optimizer.dynamic_scale))
+        scale = self._dynamic_scale()
         where = f"epoch {self._epoch + 1}, batch {batch + 1}"
-        if self.fixed_scale:
-            optimizer.dynamic_scale.assign(1.0)
         if self.verbose:
             print(f"\nNon-finite loss or gradient at {where}: update skipped "
                   f"({self.total_skipped} so far).", file=sys.stderr)
-        if self.policy == "stop" and (self.fixed_scale or scale <= 1.0):
+        if self.policy == "stop" and (scale is None or scale <= 1.0):
             self.model.stop_training = True
             raise NonFiniteLossError(
                 f"Non-finite loss or gradient at {where} (nan_policy: stop). The update was not applied; "
@@ -104,8 +95,6 @@ class NonFiniteGuard(keras.callbacks.Callback):
             )
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["nonfinite_steps"] = float(self.epoch_skipped)
         if not _finite_weights(self.model):
             raise NonFiniteLossError(
                 f"The model weights hold NaN or Inf after epoch {epoch + 1} (a layer state that the optimizer "

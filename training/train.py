@@ -139,7 +139,7 @@ def _metrics(config, history, seconds, guard):
         "dataset": config.dataset,
         "epochs": len(history),
         "train_seconds_this_session": round(seconds, 2),
-        "nonfinite_steps_this_session": guard.total_skipped,
+        "skipped_steps_this_session": guard.total_skipped,
         "final": history[-1] if history else {},
         "best_val_elbo": best_val_elbo,
         "best_epoch": None if best_epoch is None else best_epoch + 1,  # the epoch saved as best.keras
@@ -151,8 +151,9 @@ def _fit_sampler(config, model, with_labels):
     """Fits ``config.fit_sampler`` to codes of a seeded random subset of the train split (kept in the model)."""
     from keras_vae.training.data import load_examples
 
-    images, labels = load_examples(config.dataset, "train", data_dir=config.data_dir, count=config.fit_sampler_examples,
-                                   with_labels=with_labels, shuffle=True, seed=config.seed)
+    images, labels = load_examples(config.dataset, "train", data_dir=config.data_dir,
+                                   count=config.fit_sampler_examples, with_labels=with_labels, shuffle=True,
+                                   seed=config.seed)
     model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed)
 
 
@@ -202,9 +203,7 @@ def train(config, train_data=None, callbacks=()):
     if chief:
         os.makedirs(run_dir, exist_ok=True)
         files.save_config(config, os.path.join(run_dir, files.CONFIG_FILE))
-    guard = NonFiniteGuard(
-        config.nan_policy, config.max_nonfinite_steps, fixed_scale=config.precision != "mixed_float16", verbose=chief
-    )
+    guard = NonFiniteGuard(config.nan_policy, config.max_nonfinite_steps, verbose=chief)
     all_callbacks = _run_callbacks(config, model, run_dir, write_dir, chief, guard) + list(callbacks)
     if chief and config.verbose == 1:
         # Keras adds its progress bar last unless it is listed: listed here, its epoch line comes first.

@@ -120,8 +120,8 @@ def _data_with_nan_batch():
 def test_nan_guard_skips_and_counts(tmp_path):
     config = _config(tmp_path, epochs=2, nan_policy="skip")
     model, metrics = train(config, train_data=_data_with_nan_batch())
-    assert metrics["nonfinite_steps_this_session"] == 2  # once per epoch
-    assert [row["nonfinite_steps"] for row in metrics["history"]] == [1.0, 1.0]
+    assert metrics["skipped_steps_this_session"] == 2  # once per epoch
+    assert [row["skipped_steps"] for row in metrics["history"]] == [1.0, 1.0]
     assert all(np.isfinite(row["loss"]) for row in metrics["history"])
     assert int(model.optimizer.iterations.numpy()) == 6  # 8 steps, 2 skipped
     assert float(model.optimizer.dynamic_scale.numpy()) == 1.0

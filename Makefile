@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install browser test smoke-newest train benchmarks clean
 

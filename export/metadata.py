@@ -35,6 +35,7 @@ def export_metadata(model, version, dataset, signatures, **extra):
         "keras_vae_version": keras_vae.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "signatures": signatures,
+        "samplers": ["prior", *model.samplers],  # each sampled by signature sample / sample_<name>
     }
     meta.update(extra)
     return meta

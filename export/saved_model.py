@@ -21,7 +21,7 @@ import os
 import keras_vae.export.layout as layout
 from keras_vae.export.archive import write_archive
 from keras_vae.export.metadata import export_metadata, write_metadata
-from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, SIGNATURE_DESCRIPTIONS, serving_endpoints
+from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, describe_signature, serving_endpoints
 from keras_vae.export.source import exportable_model
 from keras_vae.export.warmup import warmup_requests, write_warmup
 
@@ -94,7 +94,7 @@ def _writing_into(root, folders):
 def _write_version(model, root, name, version, with_encoder, tflite, overwrite, dataset):
     """Builds version ``version`` in staging folders and publishes it (TFLite first, SavedModel last)."""
     endpoints = serving_endpoints(model, with_encoder)
-    signatures = {n: SIGNATURE_DESCRIPTIONS[n] for n, _, _ in endpoints}
+    signatures = {n: describe_signature(n) for n, _, _ in endpoints}
     staged = []
     try:
         saved_model_stage = layout.stage(root)

@@ -35,12 +35,11 @@ Example:
 """
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from keras_vae.anomaly import DEFAULT_NUM_SAMPLES
+from keras_vae.priors import BuiltinNoise
 from keras_vae.export.limits import MAX_SAMPLES
 
-tfd = tfp.distributions
 
 # `score` is the estimator of keras_vae.anomaly_scores(method="elbo") (-mean of log importance
 # weights, as many posterior draws), traced into the graph: one image at a time from a fixed stateless
@@ -56,6 +55,13 @@ SIGNATURE_DESCRIPTIONS = {
     "reconstruct": "images -> images decoded from the posterior mean",
     "score": f"images -> score: negative ELBO in nats ({SCORE_SAMPLES} posterior draws, fixed seed)",
 }
+
+
+def describe_signature(name):
+    """What signature ``name`` does (``sample_<sampler>`` is ``sample`` with an ex-post sampler's codes)."""
+    if name.startswith("sample_"):
+        return f"{SIGNATURE_DESCRIPTIONS['sample']}, codes from the ex-post sampler {name[len('sample_'):]!r}"
+    return SIGNATURE_DESCRIPTIONS[name]
 
 
 _TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
@@ -144,6 +150,16 @@ NUM_SAMPLES_SPEC = tf.TensorSpec([], tf.int32, name="num_samples")
 SAMPLE_SPECS = [NUM_SAMPLES_SPEC, tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int64, name="seed")]
 
 
+def sampler_names(model):
+    """``"prior"`` and the model's ex-post samplers (`keras_vae.VAE.fit_sampler`), each exported as a signature."""
+    return ["prior", *model.samplers]
+
+
+def sample_signature(sampler_name):
+    """The signature that samples with ``sampler_name``: ``sample`` for the prior, ``sample_<name>`` otherwise."""
+    return "sample" if sampler_name == "prior" else f"sample_{sampler_name}"
+
+
 def serving_endpoints(model, with_encoder=False):
     """The TF Serving signatures of ``model``: ``[(name, fn, input_signature), ...]``, default first.
 
@@ -158,24 +174,28 @@ def serving_endpoints(model, with_encoder=False):
     def decode(z, *label):
         return {"images": model.decode(_checked_codes(z), labels=labels_of(label))}
 
-    def sample(num_samples, temperature, seed, *label):
-        checks = [
-            tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1"),
-            tf.debugging.assert_less_equal(
-                num_samples, MAX_SAMPLES, message=f"num_samples must be <= {MAX_SAMPLES} (the maximum per request)"
-            ),
-            tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
-        ]
-        with tf.control_dependencies(checks):
-            temperature = tf.debugging.check_numerics(temperature, "temperature must be finite")
-            z = model.prior.sample(num_samples, temperature=temperature, seed=_stateless_seed(seed))
-        labels = labels_of(label)
-        labels = None if labels is None else _labels_for(labels, num_samples)
-        return {"images": model.decode(z, labels=labels), "z": z}
+    def sampling_from(sampler):
+        def sample(num_samples, temperature, seed, *label):
+            checks = [
+                tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1"),
+                tf.debugging.assert_less_equal(
+                    num_samples, MAX_SAMPLES, message=f"num_samples must be <= {MAX_SAMPLES} (the maximum per request)"
+                ),
+                tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
+            ]
+            with tf.control_dependencies(checks):
+                temperature = tf.debugging.check_numerics(temperature, "temperature must be finite")
+                z = sampler.sample(num_samples, temperature=temperature, seed=_stateless_seed(seed))
+            labels = labels_of(label)
+            labels = None if labels is None else _labels_for(labels, num_samples)
+            return {"images": model.decode(z, labels=labels), "z": z}
+
+        return sample
 
     endpoints = [
         ("serving_default", decode, [_code_spec(model), *label_spec]),
-        ("sample", sample, [*SAMPLE_SPECS, *label_spec]),
+        *[(sample_signature(name), sampling_from(model.sampler(name)), [*SAMPLE_SPECS, *label_spec])
+          for name in sampler_names(model)],
     ]
     if not with_encoder:
         return endpoints
@@ -200,26 +220,11 @@ def serving_endpoints(model, with_encoder=False):
     return endpoints + [("encode", encode, image_specs), ("reconstruct", reconstruct, image_specs), ("score", score, image_specs)]
 
 
-def on_device_prior_sample(prior, num_samples):
-    """Codes from ``prior`` using only the TFLite builtin random ops (Gaussian or Gaussian-mixture priors).
-
-    Temperature is not applied here: on device, scale ``z`` yourself and call ``decode``.
-    """
-    dist = prior.distribution()
-    if isinstance(dist, tfd.MultivariateNormalDiag):
-        return dist.mean() + dist.stddev() * tf.random.normal(tf.stack([num_samples, dist.event_shape[-1]]))
-    if isinstance(dist, tfd.MixtureSameFamily) and isinstance(dist.components_distribution, tfd.MultivariateNormalDiag):
-        components = dist.components_distribution
-        logits = dist.mixture_distribution.logits_parameter()
-        # Gumbel-max picks components with RANDOM_UNIFORM + ARG_MAX (categorical sampling needs Flex).
-        uniform = tf.random.uniform(tf.stack([num_samples, tf.shape(logits)[0]]), minval=1e-20, maxval=1.0)
-        choice = tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1)
-        locs, scales = tf.gather(components.mean(), choice), tf.gather(components.stddev(), choice)
-        return locs + scales * tf.random.normal(tf.shape(locs))
-    raise ValueError(
-        f"On-device sampling supports Gaussian and Gaussian-mixture priors; {type(prior).__name__} gives a "
-        f"{type(dist).__name__}. Export without --tflite, or sample z yourself and use the decode signature."
-    )
+def on_device_sample(sampler, num_samples):
+    """Codes from ``sampler`` (the prior or an ex-post sampler) with TFLite's builtin random ops only
+    (`keras_vae.priors.BuiltinNoise`). Temperature is not applied here: on device, scale ``z`` yourself and
+    call ``decode``."""
+    return sampler.draw(num_samples, 1.0, BuiltinNoise())
 
 
 def tflite_endpoints(model, fixed_batches=None):
@@ -236,14 +241,18 @@ def tflite_endpoints(model, fixed_batches=None):
     def decode(z, *label):
         return {"images": model.decode(z, labels=label[0] if label else None)}
 
-    def sample(num_samples, *label):
-        z = on_device_prior_sample(model.prior, num_samples)
-        labels = _broadcast_labels(label[0], num_samples) if label else None
-        return {"images": model.decode(z, labels=labels), "z": z}
+    def sampling_from(sampler):
+        def sample(num_samples, *label):
+            z = on_device_sample(sampler, num_samples)
+            labels = _broadcast_labels(label[0], num_samples) if label else None
+            return {"images": model.decode(z, labels=labels), "z": z}
+
+        return sample
 
     label_spec = label_specs(model)
     endpoints = [("decode", decode, [_code_spec(model), *label_spec]),
-                 ("sample", sample, [NUM_SAMPLES_SPEC, *label_spec])]
+                 *[(sample_signature(name), sampling_from(model.sampler(name)), [NUM_SAMPLES_SPEC, *label_spec])
+                   for name in sampler_names(model)]]
     return endpoints + [(name, decode, [_code_spec(model, batch), *label_specs(model, batch)])
                         for name, batch in (fixed_batches or {}).items()]
 

@@ -90,7 +90,10 @@ def _convert(saved_model_dir, variant, model, decode_batches):
     """The flatbuffer of one variant, converted from the SavedModel at ``saved_model_dir``."""
     import tensorflow as tf
 
-    keys = [*SIGNATURES, *decode_batches]
+    from keras_vae.export.signatures import sample_signature, sampler_names
+
+    # decode, sample (the prior), one sample_<name> per ex-post sampler, the fixed-batch decodes
+    keys = [SIGNATURES[0], *[sample_signature(n) for n in sampler_names(model)], *decode_batches]
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=keys)
     if variant == "float32":
         return converter.convert()

@@ -25,7 +25,7 @@ SAMPLERS = ("gmm", "two_stage")  # ex-post samplers; "prior" always names the mo
 # Network options, per architecture (the decoder mirrors the encoder).
 NETWORK_OPTIONS = {
     "mlp": ("hidden_units", "dropout", "gated", "activation"),
-    "conv": ("filters", "kernel_size", "dense_units", "activation"),
+    "conv": ("filters", "kernel_size", "dense_units", "activation", "upsampling"),
 }
 
 # Options every variant takes: the model's parts, its objective's weights, its condition.

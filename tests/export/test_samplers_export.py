@@ -1,0 +1,37 @@
+"""Ex-post samplers in exports: a ``sample_<name>`` signature in the SavedModel and in every TFLite file."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import keras_vae
+from keras_vae.export import TFLiteModel, export_model
+from tests.conftest import rectangles
+
+
+def test_a_fitted_sampler_is_exported_as_its_own_sample_signature(tmp_path):
+    images = rectangles(128)
+    vae = keras_vae.build_vae((28, 28, 1), 3, architecture="mlp", hidden_units=(16,), seed=0)
+    vae.compile(optimizer="adam")
+    vae.fit(images, epochs=1, batch_size=32, verbose=0)
+    gmm = vae.fit_sampler(images, kind="gmm", num_components=2)
+    gmm.locs.assign(gmm.locs.numpy() + 50.0)  # far from the prior: its codes are told apart from prior codes
+    result = export_model(vae, base_dir=tmp_path, name="m", tflite=True)
+    metadata = json.load(open(os.path.join(result.saved_model_dir, "metadata.json")))
+    assert metadata["samplers"] == ["prior", "gmm"]
+
+    restored = tf.saved_model.load(result.saved_model_dir)
+    assert {"sample", "sample_gmm"} <= set(restored.signatures)
+    inputs = dict(num_samples=tf.constant(6), temperature=tf.constant(1.0), seed=tf.constant(3, tf.int64))
+    first, again = restored.signatures["sample_gmm"](**inputs), restored.signatures["sample_gmm"](**inputs)
+    np.testing.assert_array_equal(first["z"].numpy(), again["z"].numpy())  # seeded
+    assert np.abs(first["z"].numpy()).min() > 40  # the sampler's codes, not the prior's
+    assert np.abs(restored.signatures["sample"](**inputs)["z"].numpy()).max() < 10
+
+    on_device = TFLiteModel(result.tflite_paths["float32"])
+    runner = on_device.interpreter.get_signature_runner("sample_gmm")
+    out = runner(num_samples=np.array(5, np.int32))
+    assert out["z"].shape == (5, 3) and np.abs(out["z"]).min() > 40
+    assert np.all(np.isfinite(out["images"]))

@@ -1,0 +1,70 @@
+"""The convolutional decoder's upsampling choices, in particular the device decoder (depth_to_space)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_vae
+from keras_vae.networks import UPSAMPLING, DepthToSpace, build_networks, conv_decoder
+
+
+@pytest.mark.parametrize("upsampling", UPSAMPLING)
+@pytest.mark.parametrize("shape", [(28, 28, 1), (16, 16, 3), (12, 20, 2)])
+def test_every_upsampling_decodes_to_the_image_shape(upsampling, shape):
+    decoder = conv_decoder(shape, 5, filters=(16, 8), dense_units=32, upsampling=upsampling)
+    assert decoder.output_shape == (None, *shape)
+    assert decoder(tf.zeros([3, 5])).shape == (3, *shape)
+
+
+def test_the_device_decoder_has_no_transposed_convolution_and_no_full_resolution_features():
+    decoder = conv_decoder((28, 28, 1), 16, upsampling="depth_to_space")
+    kinds = [type(layer).__name__ for layer in decoder.layers]
+    assert "Conv2DTranspose" not in kinds and kinds.count("DepthToSpace") == 2
+    convs = [layer for layer in decoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    # 7x7x64 -> conv to 4*32 -> 14x14x32 -> conv to 4*1 -> 28x28x1 logits
+    assert [c.filters for c in convs] == [128, 4] and convs[-1].activation is keras.activations.linear
+
+
+def test_unknown_upsampling_is_a_value_error():
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        conv_decoder((28, 28, 1), 4, upsampling="bilinear")
+
+
+def test_depth_to_space_layer_matches_tensorflow_and_round_trips_its_config():
+    layer = DepthToSpace(2)
+    x = tf.reshape(tf.range(2 * 3 * 3 * 8, dtype=tf.float32), [2, 3, 3, 8])
+    np.testing.assert_array_equal(layer(x), tf.nn.depth_to_space(x, 2))
+    assert layer.compute_output_shape((None, 3, 3, 8)) == (None, 6, 6, 2)
+    assert DepthToSpace.from_config(layer.get_config()).block_size == 2
+    with pytest.raises(ValueError, match="block_size must be >= 2"):
+        DepthToSpace(1)
+
+
+def test_build_networks_gives_the_upsampling_to_the_decoder_only():
+    encoder, decoder = build_networks("conv", (16, 16, 1), 4, 4, filters=(8, 16), upsampling="depth_to_space")
+    assert any(isinstance(layer, DepthToSpace) for layer in decoder.layers)
+    assert encoder.output_shape == (None, 8)
+
+
+def device_vae(shape=(16, 16, 1), latent_dim=4):
+    """A small conv VAE with the device decoder (built from the networks: `build_vae` option pending)."""
+    encoder, decoder = build_networks("conv", shape, latent_dim, latent_dim, filters=(8, 16), dense_units=32,
+                                      upsampling="depth_to_space")
+    return keras_vae.VAE(encoder, decoder, latent_dim, seed=0)
+
+
+def test_a_vae_with_the_device_decoder_trains_and_round_trips_through_keras_files(tmp_path):
+    keras.utils.set_random_seed(0)
+    images = (np.random.default_rng(0).random((256, 16, 16, 1)) > 0.7).astype(np.float32)
+    model = device_vae()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(images, batch_size=32, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    path = str(tmp_path / "device.keras")
+    model.save(path)
+    loaded = keras_vae.load_vae(path)
+    z = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded.decode(z), model.decode(z), atol=1e-6)
+    assert any(isinstance(layer, DepthToSpace) for layer in loaded.decoder.layers)

@@ -30,8 +30,8 @@ def saved_model_dir_of(path):
     return None
 
 
-def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
-    """``[num_samples, H, W, C]`` float images drawn from the prior of the model at ``source``.
+def sample_images(source, num_samples, seed=None, temperature=1.0, label=None, sampler="prior"):
+    """``[num_samples, H, W, C]`` float images drawn from the prior (or an ex-post sampler) of the model at ``source``.
 
     Args:
         source: a run directory or ``.keras`` file, a SavedModel folder (``BASE/NAME/N``), a model base
@@ -41,17 +41,39 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None):
             device; with one, codes come from a seeded NumPy generator (standard normal priors only).
         temperature: scales the prior's spread (finite, > 0).
         label: for conditional models, one label for all samples: a class index or a label vector.
+        sampler: ``"prior"``, or the name of an ex-post sampler the model was exported with (``keras-vae
+            fit-sampler``): its ``sample_<name>`` signature is used.
     """
     check_sample_request(num_samples, temperature)
     source = os.fspath(source)
     if not os.path.exists(source):
         raise FileNotFoundError(f"No model at {source!r}.")
     if source.endswith(".tflite"):
+        if sampler != "prior":
+            return _from_tflite_sampler(source, num_samples, seed, temperature, label, sampler)
         return _from_tflite(source, num_samples, seed, temperature, label)
     saved_model = saved_model_dir_of(source) if os.path.isdir(source) else None
     if saved_model is not None:
-        return _from_saved_model(saved_model, num_samples, seed, temperature, label)
-    return _from_keras(source, num_samples, seed, temperature, label)
+        return _from_saved_model(saved_model, num_samples, seed, temperature, label, sampler)
+    return _from_keras(source, num_samples, seed, temperature, label, sampler)
+
+
+def _from_tflite_sampler(path, num_samples, seed, temperature, label, sampler):
+    from keras_vae.export.signatures import sample_signature
+    from keras_vae.export.tflite import TFLiteModel
+
+    if seed is not None or temperature != 1.0:
+        raise ValueError("--seed/--temperature with an ex-post sampler need the SavedModel or the run directory: "
+                         "the on-device generator cannot be seeded.")
+    model = TFLiteModel(path)
+    name = sample_signature(sampler)
+    if name not in model.interpreter.get_signature_list():
+        raise ValueError(f"{path!r} has no sampler {sampler!r} (no {name!r} signature).")
+    labels = _labels(model.condition, label, num_samples)
+    inputs = {"num_samples": np.array(num_samples, np.int32)}
+    if labels is not None:
+        inputs["label"] = np.asarray(labels)
+    return model.interpreter.get_signature_runner(name)(**inputs)["images"]
 
 
 def _labels(condition, label, count):
@@ -96,15 +118,19 @@ def load_saved_model(path):
         raise ValueError(f"Could not load the SavedModel {pb!r} (truncated or corrupt?): {reason}") from None
 
 
-def _from_saved_model(path, num_samples, seed, temperature, label):
+def _from_saved_model(path, num_samples, seed, temperature, label, sampler="prior"):
     import tensorflow as tf
 
-    from keras_vae.export.signatures import error_message
+    from keras_vae.export.signatures import error_message, sample_signature
 
     signatures = load_saved_model(path).signatures
-    if "sample" not in signatures:
+    name = sample_signature(sampler)
+    if name not in signatures:
+        if sampler != "prior":
+            raise ValueError(f"The SavedModel at {path!r} has no sampler {sampler!r} (no {name!r} signature); it has "
+                             f"{sorted(s for s in signatures if s.startswith('sample'))}.")
         raise ValueError(f"The SavedModel at {path!r} has no 'sample' signature: was it written by `keras-vae export`?")
-    signature = signatures["sample"]
+    signature = signatures[name]
     spec = signature.structured_input_signature[1].get("label")
     condition = None if spec is None else condition_of_input(spec.dtype.as_numpy_dtype, spec.shape)
     inputs = {
@@ -121,9 +147,9 @@ def _from_saved_model(path, num_samples, seed, temperature, label):
         raise ValueError(error_message(err)) from None
 
 
-def _from_keras(path, num_samples, seed, temperature, label):
+def _from_keras(path, num_samples, seed, temperature, label, sampler="prior"):
     from keras_vae.export.source import load_checked_vae
 
     model = load_checked_vae(path)
     labels = _labels(model.condition, label, num_samples)
-    return np.asarray(model.sample(num_samples, temperature=temperature, seed=seed, labels=labels))
+    return np.asarray(model.sample(num_samples, temperature=temperature, seed=seed, labels=labels, sampler=sampler))

@@ -35,6 +35,8 @@ def add_command(subparsers):
     parser.add_argument("--temperature", type=float, default=1.0, help="prior temperature (default 1.0)")
     parser.add_argument("--label", help="for conditional models: a class index, or a label vector as 0,1,2.5")
     parser.add_argument("--columns", type=int, help="images per row (default: a square grid)")
+    parser.add_argument("--sampler", default="prior",
+                        help="'prior' (default) or an ex-post sampler fitted with `keras-vae fit-sampler` (e.g. gmm)")
     parser.set_defaults(func=run)
 
 
@@ -47,7 +49,7 @@ def run(args):
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}.")
     label = None if args.label is None else parse_label(args.label)
-    images = sample_images(args.source, args.num_samples, args.seed, args.temperature, label)
+    images = sample_images(args.source, args.num_samples, args.seed, args.temperature, label, args.sampler)
     grid = keras_vae.image_grid(images, columns=args.columns)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     keras.utils.save_img(args.out, grid, scale=False)

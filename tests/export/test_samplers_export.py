@@ -35,3 +35,23 @@ def test_a_fitted_sampler_is_exported_as_its_own_sample_signature(tmp_path):
     out = runner(num_samples=np.array(5, np.int32))
     assert out["z"].shape == (5, 3) and np.abs(out["z"]).min() > 40
     assert np.all(np.isfinite(out["images"]))
+
+
+def test_sample_command_draws_with_a_named_sampler(tmp_path):
+    from keras_vae.cli import main
+    from keras_vae.export.sampling import sample_images
+
+    images = rectangles(64)
+    vae = keras_vae.build_vae((28, 28, 1), 3, architecture="mlp", hidden_units=(16,), seed=0)
+    vae.fit_sampler(images, kind="gmm", num_components=2)
+    vae.save(tmp_path / "m.keras")
+    result = export_model(vae, base_dir=tmp_path / "saved", name="m", tflite=True)
+    for source in (tmp_path / "m.keras", result.saved_model_dir, result.tflite_paths["float32"]):
+        seed = None if str(source).endswith(".tflite") else 1
+        grid = sample_images(source, 4, seed=seed, sampler="gmm")
+        assert np.asarray(grid).shape == (4, 28, 28, 1)
+    assert main(["sample", result.saved_model_dir, "-n", "4", "--sampler", "gmm", "--seed", "0",
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert os.path.getsize(tmp_path / "g.png") > 0
+    assert main(["sample", result.saved_model_dir, "-n", "4", "--sampler", "two_stage",
+                 "--out", str(tmp_path / "x.png")]) == 2

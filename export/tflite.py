@@ -74,14 +74,25 @@ def _representative_dataset(model, decode_batches):
     def labels(count):
         return {"label": _calibration_labels(condition, rng, count)} if condition else {}
 
+    from keras_vae.export.signatures import sample_signature, sampler_names
+    from keras_vae.progress import progress_bar
+
+    samplings = [sample_signature(name) for name in sampler_names(model)]
+
     def batches():
+        bar = progress_bar(CALIBRATION_BATCHES * (1 + len(samplings)) + sum(total // b for b in decode_batches.values()),
+                           unit="calibration batch")
         for i in range(CALIBRATION_BATCHES):
             yield "decode", {"z": codes(CALIBRATION_BATCH_SIZE, i), **labels(CALIBRATION_BATCH_SIZE)}
-            yield "sample", {"num_samples": np.array(CALIBRATION_BATCH_SIZE, np.int32), **labels(CALIBRATION_BATCH_SIZE)}
+            for signature in samplings:  # sample, and sample_<name> for each ex-post sampler
+                yield signature, {"num_samples": np.array(CALIBRATION_BATCH_SIZE, np.int32),
+                                  **labels(CALIBRATION_BATCH_SIZE)}
+            bar.add(1 + len(samplings))
         for name, batch in decode_batches.items():
             all_codes = codes(total, 1000 + batch)
             for start in range(0, total - batch + 1, batch):
                 yield name, {"z": all_codes[start:start + batch], **labels(batch)}
+                bar.add(1)
 
     return batches
 

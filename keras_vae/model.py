@@ -328,10 +328,14 @@ class VAE(keras.Model):
                              "Fit one with model.fit_sampler(images, kind=...).")
         return self.samplers[name]
 
-    def add_sampler(self, name, sampler):
-        """Keeps ``sampler`` (built for this model's latent size, else a ValueError) under ``name``."""
+    def add_sampler(self, name, sampler, dataset=None):
+        """Keeps ``sampler`` under ``name``; a ValueError when it was fitted for another latent size, or (when
+        both are known) on another ``dataset`` than the one given."""
         if name == "prior" or not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"A sampler name must be an identifier other than 'prior', got {name!r}.")
+        if dataset is not None and sampler.dataset is not None and sampler.dataset != dataset:
+            raise ValueError(f"Sampler {name!r} was fitted to codes of {sampler.dataset!r}, not {dataset!r}: it "
+                             "belongs to another model.")
         if sampler.built and getattr(sampler, "latent_dim", None) != self.latent_dim:
             raise ValueError(f"Sampler {name!r} was fitted to {sampler.latent_dim}-dimensional codes; this model's "
                              f"codes have {self.latent_dim}: it belongs to another model.")
@@ -342,15 +346,16 @@ class VAE(keras.Model):
         return sampler
 
     def fit_sampler(self, images, labels=None, kind="gmm", name=None, batch_size=256, seed=0, verbose=False,
-                    **options):
+                    dataset=None, **options):
         """Fits an ex-post sampler (`keras_vae.samplers`) to the posterior means of ``images`` and keeps it.
 
         Returns the sampler; ``model.sample(n, sampler=name)`` then draws from it (``name`` defaults to ``kind``).
+        ``dataset`` (a name) is recorded with the sampler, so it can be told apart from one of another dataset.
         """
         from keras_vae.latent import encode_means
 
         codes = encode_means(self, images, labels, batch_size=batch_size)
-        sampler = get_sampler(kind, **options)
+        sampler = get_sampler(kind, dataset=dataset, **options)
         sampler.build((None, self.latent_dim))
         sampler.fit(codes, seed=seed, verbose=verbose)
         return self.add_sampler(name or kind, sampler)
@@ -620,6 +625,11 @@ class VAE(keras.Model):
         if isinstance(x, (np.ndarray, tf.Tensor)):
             self.objective.observe_dataset_size(int(x.shape[0]) - _validation_count(x, kwargs))
         self.objective.check_ready()
+        if getattr(self, "adversary_optimizer", None) is not None and not self.adversary_optimizer.built:
+            # Built here, in the strategy's scope: built lazily inside a distributed step it would create its
+            # variables in a cond branch, which fails.
+            with self.distribute_strategy.scope():
+                self.adversary_optimizer.build(self.adversary.trainable_variables)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if self.nonfinite_policy == "stop":
             callbacks.append(StopOnSkippedStep())

@@ -30,7 +30,18 @@ from keras_vae.priors import GaussianMixturePrior, Prior
 
 
 class Sampler(Prior):
-    """Base class: a `Prior` fitted after training, with `fit(codes)` and the ``latent_dim`` it was fitted for."""
+    """Base class: a `Prior` fitted after training, with `fit(codes)` and the ``latent_dim`` it was fitted for.
+
+    Args:
+        dataset: the name of the dataset whose codes it was fitted to (recorded, checked by `VAE.add_sampler`).
+    """
+
+    def __init__(self, dataset=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dataset = dataset
+
+    def get_config(self):
+        return {**super().get_config(), "dataset": self.dataset}
 
     def fit(self, codes, seed=0, verbose=False):
         raise NotImplementedError
@@ -234,7 +245,7 @@ def get_sampler(identifier, **options):
     if isinstance(identifier, str) and identifier in SAMPLERS:
         try:
             return SAMPLERS[identifier](**options)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ValueError(f"Invalid options for sampler {identifier!r}: {err}") from err
     if options:
         raise ValueError(f"Sampler options {options} need a sampler kind, got {identifier!r}.")

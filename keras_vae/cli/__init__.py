@@ -71,7 +71,7 @@ def _is_divergence(err):
 
 def main(argv=None):
     """Runs ``keras-vae`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    from keras_vae import _startup, progress
+    from keras_vae import progress
 
     args = build_parser().parse_args(argv)
     progress.set_quiet(args.quiet)
@@ -82,7 +82,7 @@ def main(argv=None):
             raise
         print(f"keras-vae {args.command}: error: {error_message(err)}", file=sys.stderr)
         status = 1 if _is_divergence(err) else 2
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC and _startup.running_the_command_line():
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC and argv is None:  # the command, not a caller
             # Every file of the run is already safe on disk; HDF5's exit-time flush of a write that hit the full
             # disk can crash the interpreter, so the command leaves without that teardown.
             sys.stdout.flush()

@@ -87,7 +87,7 @@ def run_fit_sampler(args):
                                    with_labels=bool(model.condition), shuffle=True, seed=args.seed)
     name = args.name or args.kind
     replaced = name in model.samplers
-    model.fit_sampler(images, labels, kind=args.kind, name=name, seed=args.seed, **options)
+    model.fit_sampler(images, labels, kind=args.kind, name=name, seed=args.seed, dataset=dataset, **options)
     atomic_write(model_path, model.save)
     print(f"{'replaced' if replaced else 'added'} sampler {name!r} ({args.kind}, {options or 'default options'}) "
           f"fitted to {len(images)} {args.split} codes of {dataset!r}; wrote {model_path}")

@@ -1,0 +1,108 @@
+"""Ex-post samplers: the GMM recovers a known mixture, a fitted sampler matches the aggregate posterior better
+than the prior, samplers are saved with the model, and a sampler of another model is refused."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vae
+from keras_vae.priors import BuiltinNoise, StatelessNoise
+from keras_vae.sample_quality import frechet_distance
+from keras_vae.samplers import GaussianMixtureSampler, TwoStageSampler, get_sampler
+from tests.conftest import rectangles
+
+
+def _mixture(n, seed=0):
+    """Codes of a known 2-D mixture: weights 0.5 / 0.3 / 0.2, means far apart, scales 0.5 / 0.3 / 0.2."""
+    rng = np.random.default_rng(seed)
+    weights, means, scales = np.array([0.5, 0.3, 0.2]), np.array([[-4.0, 0], [4, 0], [0, 5]]), np.array([0.5, 0.3, 0.2])
+    k = rng.choice(3, size=n, p=weights)
+    return means[k] + scales[k, None] * rng.normal(size=(n, 2)), weights, means, scales
+
+
+def test_gmm_fit_recovers_a_known_mixture():
+    codes, weights, means, scales = _mixture(6000)
+    sampler = GaussianMixtureSampler(num_components=3)
+    sampler.build((None, 2))
+    sampler.fit(codes, seed=0)
+    order = np.argsort([np.argmin(np.sum((means - m) ** 2, 1)) for m in sampler.locs.numpy()])
+    np.testing.assert_allclose(sampler.locs.numpy()[order], means, atol=0.05)
+    np.testing.assert_allclose(np.exp(sampler.logits.numpy())[order], weights, atol=0.02)
+    np.testing.assert_allclose(sampler.scales.numpy()[order], np.repeat(scales[:, None], 2, 1), rtol=0.1)
+    drawn = np.asarray(sampler.sample(4000, 1.0, seed=[0, 1]))
+    assert frechet_distance(codes, drawn) < 0.1
+
+
+def test_draw_with_stateless_noise_is_deterministic_and_builtin_noise_has_the_shape():
+    sampler = GaussianMixtureSampler(num_components=2)
+    sampler.build((None, 3))
+    sampler.fit(np.random.default_rng(0).normal(size=(200, 3)))
+    same = [sampler.draw(5, 1.0, StatelessNoise([1, 2])) for _ in range(2)]
+    np.testing.assert_array_equal(*same)
+    assert tuple(sampler.draw(5, 1.0, BuiltinNoise()).shape) == (5, 3)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small VAE trained briefly on rectangles, and its training images."""
+    keras.utils.set_random_seed(0)
+    images = rectangles(256, seed=1)
+    vae = keras_vae.build_vae((28, 28, 1), 4, "mlp", hidden_units=[64], seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(2e-3))
+    vae.fit(images, epochs=4, batch_size=64, verbose=0)
+    return vae, images
+
+
+def test_fitted_sampler_is_closer_to_the_aggregate_posterior_than_the_prior(trained):
+    vae, images = trained
+    vae.fit_sampler(images, kind="gmm", num_components=5)
+    codes = keras_vae.encode_means(vae, images)
+    prior = np.asarray(vae.sample_prior(2000, seed=0))
+    gmm = np.asarray(vae.sample_prior(2000, seed=0, sampler="gmm"))
+    assert frechet_distance(codes, gmm) < 0.5 * frechet_distance(codes, prior)
+    assert vae.sample(3, seed=0, sampler="gmm").shape == (3, 28, 28, 1)
+
+
+def test_samplers_are_saved_with_the_model(trained, tmp_path):
+    vae, images = trained
+    vae.fit_sampler(images, kind="gmm", name="gmm3", num_components=3)
+    vae.fit_sampler(images, kind="two_stage", hidden_units=(16,), epochs=2)
+    path = str(tmp_path / "vae.keras")
+    vae.save(path)
+    loaded = keras_vae.load_vae(path)
+    assert {"gmm3", "two_stage"} <= set(loaded.samplers)
+    assert loaded.sampler("gmm3").num_components == 3
+    for name in ("gmm3", "two_stage"):
+        np.testing.assert_allclose(loaded.sample(4, seed=3, sampler=name), vae.sample(4, seed=3, sampler=name),
+                                   atol=1e-6)
+        assert not loaded.sampler(name).trainable_variables  # kept frozen: the model's fit never moves it
+
+
+def test_a_sampler_of_a_model_with_another_latent_size_is_refused(trained):
+    vae, images = trained
+    fitted = vae.fit_sampler(images, kind="gmm", num_components=2)
+    other = keras_vae.build_vae((28, 28, 1), 6, "mlp", hidden_units=[16])
+    with pytest.raises(ValueError, match="another model"):
+        other.add_sampler("gmm", fitted)
+
+
+def test_unknown_samplers_and_options_are_refused(trained):
+    vae, _ = trained
+    with pytest.raises(ValueError, match="Unknown sampler 'nope'"):
+        vae.sample(2, sampler="nope")
+    with pytest.raises(ValueError, match="num_componentz"):
+        get_sampler("gmm", num_componentz=3)
+    with pytest.raises(ValueError):
+        TwoStageSampler(hidden_units=())
+
+
+def test_a_sampler_of_another_dataset_is_refused():
+    import keras_vae
+
+    vae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,))
+    other = keras_vae.GaussianMixtureSampler(2, dataset="mnist")
+    other.build((None, 2))
+    with pytest.raises(ValueError, match="fitted to codes of 'mnist', not 'sprites'"):
+        vae.add_sampler("gmm", other, dataset="sprites")
+    assert vae.add_sampler("gmm", other, dataset="mnist") is other
+    assert keras_vae.get_sampler(keras.saving.serialize_keras_object(other)).dataset == "mnist"

@@ -48,12 +48,13 @@ smoke-newest:
 RUN_DIR := runs/sprites_quick
 MODEL_NAME := sprites_vae
 
-# Train on the procedural sprites (evaluates at the end), export the decoder for TF Serving and
-# TFLite into saved_models/, and draw a sample grid from the exported SavedModel.
+# Train on the procedural sprites (evaluates at the end, fits a gmm sampler), export the decoder for TF Serving and
+# TFLite into saved_models/, and draw sample grids from the exported SavedModel: with the prior and with the gmm.
 train: $(STAMP)
 	$(BIN)/keras-vae train --config configs/sprites_quick.yaml --run-dir $(RUN_DIR)
 	$(BIN)/keras-vae export $(RUN_DIR) --name $(MODEL_NAME) --base-dir saved_models --tflite --with-encoder
-	$(BIN)/keras-vae sample saved_models/$(MODEL_NAME) -n 36 --seed 0 --out saved_models/$(MODEL_NAME)/samples.png
+	$(BIN)/keras-vae sample saved_models/$(MODEL_NAME) -n 36 --seed 0 --out saved_models/$(MODEL_NAME)/samples_prior.png
+	$(BIN)/keras-vae sample saved_models/$(MODEL_NAME) -n 36 --seed 0 --sampler gmm --out saved_models/$(MODEL_NAME)/samples.png
 
 clean:
 	rm -rf runs .pytest_cache .venv-newest

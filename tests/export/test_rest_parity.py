@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 import zlib

@@ -19,6 +19,14 @@ except RuntimeError:  # already initialized (e.g. by a plugin); mirrored tests t
     pass
 
 
+@pytest.fixture(autouse=True)
+def fresh_collective_keys():
+    """Each test's MirroredStrategy gets collective keys no earlier test in this worker used: TF caches
+    all-reduces by key for the whole process (keras_vae.training.strategies.mirrored_strategy does the same)."""
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def contained_temp_files(tmp_path_factory):
     """Temp files that TF, tfds and test subprocesses leave behind go under pytest's own temp root,

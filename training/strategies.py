@@ -49,6 +49,18 @@ def _find_tpu():
         return None
 
 
+# TF caches each collective all-reduce by (group key, instance key) for the life of the process, and every
+# MirroredStrategy starts its keys at the same base: a second strategy in one process (a notebook, a sweep)
+# then fails with "Shape mismatch in the collective instance". Each strategy made here gets its own range.
+_KEY_RANGE = 100_000
+
+
+def mirrored_strategy(devices=None, cross_device_ops=None):
+    """A `tf.distribute.MirroredStrategy` whose collective keys no earlier strategy of this process used."""
+    tf.distribute.MirroredStrategy._collective_key_base += _KEY_RANGE
+    return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
+
+
 def make_strategy(name="auto"):
     """Returns the strategy ``name`` (see `STRATEGIES`); create it before any other TensorFlow work.
 
@@ -64,7 +76,7 @@ def make_strategy(name="auto"):
         if _cluster_size(_tf_config()) > 1:
             return tf.distribute.MultiWorkerMirroredStrategy()
         if len(tf.config.list_logical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
+            return mirrored_strategy()
         return tf.distribute.get_strategy()
     if name == "default":
         return tf.distribute.get_strategy()
@@ -74,13 +86,8 @@ def make_strategy(name="auto"):
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         if gpus:
-            return tf.distribute.MirroredStrategy([d.name for d in gpus])
-        # Several logical CPUs: TF's collective all-reduce there mixes up the collectives of two strategies
-        # created in one process ("Shape mismatch in the collective instance"); reducing on one device does not.
-        return tf.distribute.MirroredStrategy(
-            [d.name for d in tf.config.list_logical_devices("CPU")],
-            cross_device_ops=tf.distribute.ReductionToOneDevice(),
-        )
+            return mirrored_strategy([d.name for d in gpus])
+        return mirrored_strategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multi_worker":
         config = _tf_config()
         if config is not None and "task" not in config:

@@ -79,3 +79,19 @@ def test_jit_compile_over_several_local_devices_is_refused(tmp_path):
         pytest.skip("needs two logical CPUs (configured in tests/conftest.py)")
     with pytest.raises(ValueError, match="jit_compile with MirroredStrategy over 2 devices is not supported"):
         train(_tiny(tmp_path, strategy="mirrored", jit_compile=True))
+
+
+def test_mirrored_strategies_one_after_another_in_one_process_each_train():
+    # TF caches collective all-reduces per key for the whole process; without fresh keys the second strategy's
+    # differently shaped all-reduce fails with "Shape mismatch in the collective instance".
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs two logical CPUs (configured in tests/conftest.py)")
+    x = np.random.RandomState(0).rand(32, 6).astype(np.float32)
+    for width in (4, 96):
+        strategy = strategies.make_strategy("mirrored")
+        assert strategy.num_replicas_in_sync == 2
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(width), keras.layers.Dense(6)])
+            model.compile(optimizer="adam", loss="mse")
+        history = model.fit(x, x, epochs=1, batch_size=8, verbose=0)
+        assert np.isfinite(history.history["loss"][-1])

@@ -1,10 +1,14 @@
-"""Disentanglement of VAE, beta-VAE and beta-TCVAE on the sprites grid (dSprites factors), briefly trained.
+"""Disentanglement of VAE, beta-VAE, beta-TCVAE and FactorVAE on the sprites grid (dSprites factors).
 
 Trains each model for ``--steps`` steps on the sprites train split (the same MLP networks, 4096-512-256
 as in Chen et al.'s dSprites setup but narrower, latent size, batch and seed), then measures on images rendered from uniformly drawn factors:
 MIG (``--mig-examples`` codes) and the FactorVAE score (``--votes`` votes of ``--vote-batch``
 images each, split 60/40 between fitting and scoring the majority-vote classifier). Prints a table
 and writes JSON under benchmarks/results/.
+
+Resumable: each finished model is saved under ``--work-dir`` (``<model>.keras`` and ``<model>.json``) and a
+re-run with the same settings reuses it; a model still training is saved every ``--save-every`` steps and
+continues from there. ``keras-vae plot <work-dir>/<model>.keras --dataset sprites --kind traversal`` draws it.
 
 Usage:
 
@@ -28,6 +32,7 @@ MODELS = {
     "vae": {"variant": "vae"},
     "beta_vae": {"variant": "beta_vae", "beta": 4.0},
     "beta_tcvae": {"variant": "beta_tcvae", "beta": 6.0},
+    "factor_vae": {"variant": "factor_vae", "gamma": 35.0},
 }
 
 
@@ -44,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--vote-batch", type=int, default=64, help="images per FactorVAE vote")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "disentanglement.json"))
+    parser.add_argument("--work-dir", default=os.path.join(HERE, "results", "disentanglement"),
+                        help="trained models and per-model results, for resuming")
+    parser.add_argument("--save-every", type=int, default=1000, help="steps between saves of a model in training")
     args = parser.parse_args(argv)
     for name in ("steps", "batch_size", "latent_dim", "mig_examples", "votes", "vote_batch"):
         if getattr(args, name) < 1:
@@ -64,24 +72,86 @@ def representation(vae, render_sprites, chunk=500):
     return represent
 
 
-def run_model(name, args, info):
+def _settings(name, args):
+    """What a saved model must have been trained with to be reused."""
+    keep = ("batch_size", "latent_dim", "learning_rate", "hidden_units", "seed")
+    return {"model": name, "options": MODELS[name], **{k: getattr(args, k) for k in keep}}
+
+
+def _save_atomically(write, path):
+    partial = path + ".partial" + os.path.splitext(path)[1]
+    write(partial)
+    os.replace(partial, path)
+
+
+def _save_json(value, path):
+    def write(partial):
+        with open(partial, "w") as f:
+            json.dump(value, f, indent=2)
+
+    _save_atomically(write, path)
+
+
+def _train(name, args, info):
+    """The model trained for ``args.steps`` steps, resumed from ``--work-dir`` when a save is there."""
     import keras
 
     import keras_vae
+    from keras_vae.training.data import get_dataset
+
+    os.makedirs(args.work_dir, exist_ok=True)
+    model_path = os.path.join(args.work_dir, f"{name}.keras")
+    state_path = os.path.join(args.work_dir, f"{name}.state.json")
+    keras.utils.set_random_seed(args.seed)
+    state = {"settings": _settings(name, args), "steps": 0, "train_seconds": 0.0}
+    if os.path.exists(model_path) and os.path.exists(state_path):
+        with open(state_path) as f:
+            saved = json.load(f)
+        if saved["settings"] == state["settings"]:
+            state = saved
+    if state["steps"]:
+        vae = keras_vae.load_vae(model_path)
+        print(f"{name}: resuming at step {state['steps']}", file=sys.stderr)
+    else:
+        options = dict(MODELS[name])
+        variant = options.pop("variant")
+        if variant == "beta_tcvae":
+            options["dataset_size"] = info.split_sizes["train"]
+        vae = keras_vae.build_vae(info.image_shape, args.latent_dim, architecture="mlp", variant=variant,
+                                  hidden_units=tuple(args.hidden_units), seed=args.seed, **options)
+        vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    # A resumed run shuffles the training split with another seed (it cannot restore the stream's position).
+    train = get_dataset("sprites", "train", batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed + state["steps"]).repeat()
+    history = {}
+    while state["steps"] < args.steps:
+        chunk = min(args.save_every, args.steps - state["steps"])
+        start = time.time()
+        history = vae.fit(train, steps_per_epoch=chunk, epochs=1, verbose=0).history
+        state["train_seconds"] += time.time() - start
+        state["steps"] += chunk
+        state["train_last"] = {k: float(v[-1]) for k, v in history.items()}
+        _save_atomically(vae.save, model_path)
+        _save_json(state, state_path)
+        print(f"{name}: step {state['steps']}/{args.steps}, loss {state['train_last'].get('loss', float('nan')):.1f}",
+              file=sys.stderr)
+    return vae, state
+
+
+def run_model(name, args, info):
+    import keras_vae
     from keras_vae.training.data import get_dataset, render_sprites
 
-    keras.utils.set_random_seed(args.seed)
-    options = dict(MODELS[name])
-    variant = options.pop("variant")
-    if variant == "beta_tcvae":
-        options["dataset_size"] = info.split_sizes["train"]
-    vae = keras_vae.build_vae(info.image_shape, args.latent_dim, architecture="mlp", variant=variant,
-                              hidden_units=tuple(args.hidden_units), seed=args.seed, **options)
-    vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    train = get_dataset("sprites", "train", batch_size=args.batch_size, shuffle=True, seed=args.seed).repeat()
-    start = time.time()
-    history = vae.fit(train, steps_per_epoch=args.steps, epochs=1, verbose=0).history
-    train_seconds = time.time() - start
+    result_path = os.path.join(args.work_dir, f"{name}.json")
+    if os.path.exists(result_path):
+        with open(result_path) as f:
+            saved = json.load(f)
+        if saved.get("settings") == _settings(name, args) and saved.get("steps") == args.steps \
+                and saved.get("mig_examples") == args.mig_examples and saved.get("votes") == args.votes:
+            print(f"{name}: reusing {result_path}", file=sys.stderr)
+            return saved
+    vae, state = _train(name, args, info)
+    train_seconds = state["train_seconds"]
     valid = get_dataset("sprites", "valid", batch_size=500, shuffle=True, seed=1).take(4)  # 2,000 images
     evaluated = vae.evaluate(valid, verbose=0, return_dict=True)
 
@@ -94,19 +164,24 @@ def run_model(name, args, info):
         represent, info.factor_sizes, batch_size=args.vote_batch, num_train_votes=int(0.6 * args.votes),
         num_eval_votes=args.votes - int(0.6 * args.votes), seed=args.seed + 2,
     )
-    return {
+    row = {
         "model": name,
         "options": MODELS[name],
+        "settings": _settings(name, args),
         "steps": args.steps,
+        "mig_examples": args.mig_examples,
+        "votes": args.votes,
         "train_seconds": round(train_seconds, 1),
         "metric_seconds": round(time.time() - start, 1),
-        "train_last": {k: float(v[-1]) for k, v in history.items()},
+        "train_last": state.get("train_last", {}),
         "valid": {k: float(v) for k, v in evaluated.items()},
         "mig": mig["score"],
         "mig_per_factor": dict(zip(info.factor_names, [float(v) for v in mig["per_factor"]])),
         "factor_vae_score": factor_vae["score"],
         "factor_vae_active_dims": factor_vae["active_dims"],
     }
+    _save_json(row, result_path)
+    return row
 
 
 def table(rows):

@@ -150,7 +150,7 @@ class DepthToSpace(keras.layers.Layer):
 def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
     """Layers that double the feature map ``len(filters)`` times and end in ``channels`` likelihood parameters.
 
-    ``"transpose"``: one stride-2 transposed convolution per filter count, then a convolution to ``channels``.
+    ``"transpose"``: one stride-2 transposed convolution per filter count, then a stride-1 one to ``channels``.
     ``"resize"``: nearest-neighbour 2x resizing and a convolution per filter count, then that convolution.
     ``"depth_to_space"``: a convolution at the low resolution to ``4 * f`` channels and `DepthToSpace` per
     further filter count ``f`` (the first one is the input's), the last of them straight to ``channels``
@@ -162,7 +162,10 @@ def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
     if upsampling == "transpose":
         layers = [keras.layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", activation=activation)
                   for f in filters]
-        return layers + [conv(channels, "likelihood_params", None)]
+        # The last layer as a stride-1 transposed convolution (the same function class as a convolution, as
+        # in the keras.io example): TF's CPU gradient kernels of a convolution to a few channels are about 3x
+        # slower, which halved the conv model's training speed (benchmarks/profile_step.py).
+        return layers + [keras.layers.Conv2DTranspose(channels, kernel_size, padding="same", name="likelihood_params")]
     if upsampling == "resize":
         layers = []
         for f in filters:

@@ -8,7 +8,8 @@
 
 The network is cached as ``<cache>/feature_networks/<name>.keras`` (``<cache>`` is ``$KERAS_VAE_CACHE``,
 default ``~/.cache/keras-vae``), written atomically, with ``<name>.json`` beside it holding its held-out
-accuracy (printed whenever it is loaded).
+accuracy (printed whenever it is loaded) and its training budget: a network cached under another budget is
+retrained, so every figure comes from the network the current `BUDGETS` describe.
 
 Example:
 
@@ -137,11 +138,26 @@ def train_feature_network(dataset, data_dir=None, epochs=None, examples=None, se
     accuracy = _accuracies(network, x_held, held_heads)
     scored = [a for h, a in accuracy.items() if h not in AMBIGUOUS_HEADS]
     info = {"network": name, "accuracy": float(np.mean(scored)), "head_accuracy": accuracy,
-            "train_examples": int(len(x)), "held_out_examples": int(len(x_held)), "epochs": epochs}
+            "train_examples": int(len(x)), "held_out_examples": int(len(x_held)), "epochs": epochs,
+            "budget": _budget_record(name)}
     if name == "mnist":
         info["binarized_accuracy"] = _accuracies(network, _binarized_copies(x_held, seed + 1)[len(x_held):],
                                                  held_heads)["digit"]
     return network, info
+
+
+def _budget_record(name):
+    """The budget as JSON stores it: a cached network trained on another budget is retrained."""
+    return json.loads(json.dumps(BUDGETS[name]))
+
+
+def _cached_info(path, name):
+    """The cached network's info, or None when it is missing or was trained on another budget."""
+    if not (os.path.isfile(path) and os.path.isfile(info_path(path))):
+        return None
+    with open(info_path(path)) as f:
+        info = json.load(f)
+    return info if info.get("budget") == _budget_record(name) else None
 
 
 def _head_sizes(name):
@@ -180,14 +196,14 @@ def get_feature_network(dataset, data_dir=None, retrain=False, verbose=1):
     """
     import keras
 
-    path = cache_path(network_name(dataset))
-    if retrain or not (os.path.isfile(path) and os.path.isfile(info_path(path))):
+    name = network_name(dataset)
+    path = cache_path(name)
+    info = None if retrain else _cached_info(path, name)
+    if info is None:
         network, info = train_feature_network(dataset, data_dir=data_dir, verbose=verbose)
         _save(network, info, path)
     else:
         network = keras.saving.load_model(path, compile=False)
-        with open(info_path(path)) as f:
-            info = json.load(f)
     info = {**info, "path": path}
     print(describe(info))
     return network, info

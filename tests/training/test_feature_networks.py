@@ -47,6 +47,11 @@ def test_sprites_network_is_trained_once_cached_with_its_accuracy_and_then_loade
     assert f"held-out accuracy {stored['accuracy']:.3f}" in capsys.readouterr().out
     assert tuple(extractor.output.shape) == (None, 128)
 
+    # Another budget (a new release's) makes the cached network stale: it is trained again, not reused.
+    monkeypatch.setattr(feature_networks, "BUDGETS", {**TINY, "sprites": {**TINY["sprites"], "examples": 700}})
+    with pytest.raises(AssertionError, match="must be loaded, not trained again"):
+        feature_networks.get_feature_network("sprites", verbose=0)
+
 
 def test_mnist_network_learns_digits_from_the_labelled_test_files(cache, shared_data_dir):
     _, info = feature_networks.get_feature_network("binarized_mnist", data_dir=shared_data_dir, verbose=0)

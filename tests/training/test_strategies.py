@@ -95,3 +95,13 @@ def test_mirrored_strategies_one_after_another_in_one_process_each_train():
             model.compile(optimizer="adam", loss="mse")
         history = model.fit(x, x, epochs=1, batch_size=8, verbose=0)
         assert np.isfinite(history.history["loss"][-1])
+
+
+def test_jit_compile_for_a_conv_model_on_cpu_is_refused_before_anything_is_written(tmp_path):
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("the refusal is for machines without GPU or TPU")
+    config = _tiny(tmp_path, strategy="default", jit_compile=True, architecture="conv",
+                   model_options={"filters": [4, 8], "dense_units": 8})
+    with pytest.raises(ValueError, match="jit_compile with architecture 'conv' on a machine without a GPU"):
+        train(config)
+    assert not (tmp_path / "run").exists()

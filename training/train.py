@@ -55,12 +55,12 @@ def _check_jit(config, strategy):
 
     on_cpu = not tf.config.list_logical_devices("GPU") and not isinstance(strategy, tf.distribute.TPUStrategy)
     if config.jit_compile and config.architecture == "conv" and on_cpu:
-        # Measured in benchmarks/peers.py and train_throughput.py (BENCHMARKS.md): XLA's CPU convolutions
-        # make the conv training step 2.5x to 3.5x slower in TF 2.21, so the option could only cost time.
+        # Measured in benchmarks/peers.py and train_throughput.py (BENCHMARKS.md): with XLA's CPU convolutions
+        # the conv training step runs at 0.29x to 0.75x of its speed without, so the option could only cost time.
         raise ValueError(
-            "jit_compile with architecture 'conv' on a machine without a GPU or TPU is refused: XLA's CPU "
-            "convolutions make the conv training step about 3x slower than without it (BENCHMARKS.md). Leave "
-            "jit_compile off here, or use it with architecture 'mlp' (where it is not slower)."
+            "jit_compile with architecture 'conv' on a machine without a GPU or TPU is refused: with XLA's CPU "
+            "convolutions the conv training step runs at 0.29x to 0.75x of its speed without it (BENCHMARKS.md). "
+            "Leave jit_compile off here, or use it with architecture 'mlp' (where it is not slower)."
         )
 
     if config.jit_compile and isinstance(strategy, tf.distribute.MirroredStrategy) and (

@@ -85,10 +85,12 @@ class BackupStore:
         ValueError naming the folder when files exist but no generation loads.
         """
         latest, stream = self._path(LATEST[0]), stream or sys.stderr
+        last_error = None
         for metadata, path, _ in self.candidates():
             try:
                 load_weights(path)
             except Exception as err:  # h5py raises OSError, KeyError, ValueError... for a damaged file
+                last_error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
                 print(f"Backup {path!r} cannot be loaded ({type(err).__name__}: {err}); trying the previous one.",
                       file=stream)
                 continue
@@ -98,8 +100,11 @@ class BackupStore:
             return metadata
         if self.has_files():
             raise ValueError(
-                f"No loadable backup in {self.folder!r} (latest.weights.h5 and previous.weights.h5 are damaged or "
-                "do not match their metadata). Delete that folder to restart the run from its beginning."
+                f"No loadable backup in {self.folder!r}: latest.weights.h5 and previous.weights.h5 are damaged, do "
+                "not match their metadata, or hold another network than the one built from the run's config (a "
+                f"run written by another keras-vae version){f'; last error: {last_error}' if last_error else ''}. "
+                "Delete that folder to restart the run from its beginning, or resume it with the version that "
+                "wrote it."
             )
         return None
 

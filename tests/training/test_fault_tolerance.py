@@ -287,3 +287,30 @@ def _history_epochs_or_none(run_dir):
         return _history_epochs(run_dir)
     except OSError:
         return []
+
+
+@pytest.mark.parametrize("free_kib", [0, 8, 24, 56, 120])
+def test_a_weights_file_that_meets_a_full_disk_fails_cleanly_at_any_point(small_disk, capfd, free_kib):
+    """Wherever HDF5 meets the full disk (data, metadata, the flush at close), the write is one RunWriteError with
+    ENOSPC, nothing half-written stays, the old file is intact and no traceback reaches stderr."""
+    import errno
+
+    import keras
+
+    from keras_vae.training.run_dir import RunWriteError, atomic_write
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512), keras.layers.Dense(64)])  # ~530 KB
+    target = small_disk / "latest.weights.h5"
+    atomic_write(target, model.save_weights)
+    before = target.read_bytes()
+    stats = os.statvfs(small_disk)
+    with open(small_disk / "filler", "wb") as f:
+        f.write(b"\0" * max(0, stats.f_bavail * stats.f_frsize - free_kib * 1024))
+    capfd.readouterr()
+    with pytest.raises(RunWriteError) as caught:
+        atomic_write(target, model.save_weights)
+    assert caught.value.errno == errno.ENOSPC and "No space left on device" in str(caught.value)
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(small_disk)) == ["filler", "latest.weights.h5"]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception ignored" not in err, err

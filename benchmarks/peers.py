@@ -9,7 +9,8 @@ Peers, written from their published network descriptions:
   loop on 2 threads (``torch-mlp-1t``: 1 thread), when ``--torch-python`` can import torch (never a
   dependency); against ``project-mlp``.
 - this project also with ``compile(steps_per_execution=20)`` (``*-spe20``) and ``jit_compile=True``
-  (``project-conv-jit``).
+  (``project-conv-jit``). This project's cases train with `keras_vae.FusedAdam` (what ``keras-vae train``
+  uses for ``optimizer: adam``); ``project-mlp-keras-adam`` with Keras' own Adam, for the A/B of the two.
 
 Every case runs in its own process: ``--images`` statically binarized MNIST training images (cached as .npy
 under benchmarks/results/), batch 128, one warm-up epoch, then one timed epoch. The cases run interleaved
@@ -45,6 +46,7 @@ CASES = {
     "torch-mlp": None,
     "torch-mlp-1t": None,  # one thread: PyTorch's OpenMP threads collapse when the 2 cores are shared
     "project-mlp-spe20": "torch-mlp",
+    "project-mlp-keras-adam": "torch-mlp",
 }
 
 
@@ -187,7 +189,13 @@ def keras_worker(case, images):
     compile_args = {"steps_per_execution": 20} if case.endswith("spe20") else {}
     if case.endswith("-jit"):
         compile_args["jit_compile"] = True  # otherwise Keras' default ("auto": no XLA on CPU), as the example
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args)
+    if case == "keras-io" or case.endswith("-keras-adam"):
+        optimizer = keras.optimizers.Adam(1e-3)
+    else:
+        import keras_vae
+
+        optimizer = keras_vae.FusedAdam(1e-3)
+    model.compile(optimizer=optimizer, **compile_args)
     timer = epoch_timer()
     model.fit(images, batch_size=BATCH_SIZE, epochs=2, shuffle=True, verbose=0, callbacks=[timer])
     flops = keras_flops(model.encoder) + keras_flops(model.decoder)

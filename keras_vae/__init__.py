@@ -34,7 +34,7 @@ from keras_vae.networks import (DepthToSpace, GatedDense, conditional_decoder, c
                                 mlp_decoder, mlp_encoder)
 from keras_vae.objectives import (ELBO, CapacityELBO, ImportanceWeightedBound, Objective, TotalCorrelationELBO,
                                   get_objective)
-from keras_vae.optimizers import NonFiniteSkipping
+from keras_vae.optimizers import FusedAdam, NonFiniteSkipping
 from keras_vae.posteriors import GaussianPosterior, IAFPosterior, Posterior, get_posterior
 from keras_vae.priors import (GaussianMixturePrior, MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior,
                               get_prior)
@@ -42,7 +42,7 @@ from keras_vae.samplers import GaussianMixtureSampler, Sampler, TwoStageSampler,
 from keras_vae.saving import load_vae
 
 __all__ = [
-    "VAE", "LadderVAE", "build_vae", "Condition", "NonFiniteLossError", "NonFiniteSkipping",
+    "VAE", "LadderVAE", "build_vae", "Condition", "NonFiniteLossError", "NonFiniteSkipping", "FusedAdam",
     "Likelihood", "BernoulliLikelihood", "GaussianLikelihood", "get_likelihood",
     "Posterior", "GaussianPosterior", "IAFPosterior", "get_posterior",
     "Prior", "StandardNormalPrior", "GaussianMixturePrior", "MixtureOfGaussiansPrior", "VampPrior", "get_prior",

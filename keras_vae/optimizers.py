@@ -8,6 +8,11 @@ Example:
 
 >>> opt = NonFiniteSkipping(keras.optimizers.Adam(1e-3))
 >>> vae.compile(optimizer=opt)      # what vae.compile(optimizer="adam") does
+
+`FusedAdam` is Keras' Adam with each variable's update done by one fused TensorFlow kernel
+(``ResourceApplyAdam``): the same arithmetic, fewer ops per step, which matters for small models on CPU.
+
+>>> vae.compile(optimizer=FusedAdam(1e-3))
 """
 
 import keras
@@ -29,3 +34,41 @@ class NonFiniteSkipping(keras.optimizers.LossScaleOptimizer):
     def _stateful_handle_non_finite_grads(self):
         self.step_counter.assign(0)  # the scale stays 1: float32 training needs no scaling
 
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class FusedAdam(keras.optimizers.Adam):
+    """`keras.optimizers.Adam` whose per-variable update is TensorFlow's fused ``ResourceApplyAdam`` kernel.
+
+    Keras' Adam updates each variable with about ten element-wise ops (moments, bias correction, the step);
+    on CPU their dispatch is a third of a small MLP's training step. ``ResourceApplyAdam`` computes the same
+    update (``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``, ``w -= alpha m / (sqrt(v) + epsilon)``
+    with ``alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)``) in one op, under any `tf.distribute` strategy and
+    under XLA. ``amsgrad`` and sparse (`tf.IndexedSlices`) gradients take Keras' own update. Saved and loaded
+    like Adam, with the same variables, so a checkpoint of one loads into the other.
+
+    Example:
+
+    >>> opt = FusedAdam(learning_rate=1e-3)
+    >>> vae.compile(optimizer=opt)
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        import tensorflow as tf  # the model library runs on the TensorFlow backend
+
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        local_step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(beta_1, local_step), beta2_power=tf.pow(beta_2, local_step),
+            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype), use_locking=False)
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TensorFlow variable (of this replica's copy inside a strategy update)."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle

@@ -10,7 +10,8 @@ Example:
 import dataclasses
 import os
 
-OPTIMIZER_CLASSES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}  # names.OPTIMIZERS
+# names.OPTIMIZERS -> class name; "adam" is Keras' Adam with fused per-variable updates (`keras_vae.FusedAdam`)
+OPTIMIZER_CLASSES = {"adam": "FusedAdam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 
 
 def dataset_model_options(config, info):
@@ -91,7 +92,8 @@ def make_optimizer(config):
     import keras_vae
 
     ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
-    optimizer_class = getattr(keras.optimizers, OPTIMIZER_CLASSES[config.optimizer])
+    class_name = OPTIMIZER_CLASSES[config.optimizer]
+    optimizer_class = getattr(keras_vae, class_name, None) or getattr(keras.optimizers, class_name)
     inner = optimizer_class(learning_rate=config.learning_rate, clipnorm=config.clipnorm, **ema)
     if config.precision == "mixed_float16":
         return keras.optimizers.LossScaleOptimizer(inner)

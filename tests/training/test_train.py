@@ -197,7 +197,7 @@ def test_moving_average_weights_are_validated_saved_and_kept_when_stopped_early(
     model, _ = train(_config(tmp_path, epochs=5, steps_per_epoch=4, max_train_minutes=1e-4, ema_momentum=0.5,
                              learning_rate=0.05))
     inner = model.optimizer.inner_optimizer
-    assert inner.use_ema and inner.ema_momentum == 0.5
+    assert isinstance(inner, keras_vae.FusedAdam) and inner.use_ema and inner.ema_momentum == 0.5
     run = tmp_path / "run"
     final, best = (keras_vae.load_vae(str(run / name)) for name in ("model.keras", "best.keras"))
     for f, b in zip(final.weights, best.weights):

@@ -91,6 +91,10 @@ class TrainConfig:
     # end, before model.keras is saved: model.sample(n, sampler="gmm") (null: none)
     fit_sampler: typing.Optional[str] = None
     fit_sampler_examples: int = 10_000
+    # score this many samples against as many eval_split images at the end (Fréchet distance, precision,
+    # recall in the dataset's feature network; keras_vae.training.feature_networks), with the prior and with
+    # fit_sampler (0: skip)
+    eval_sample_quality: int = 0
 
     def __post_init__(self):
         self._validate()
@@ -113,6 +117,13 @@ class TrainConfig:
         from keras_vae.training.data import DATASETS
 
         model_names.check_choice("dataset", self.dataset, DATASETS)
+        if self.eval_sample_quality:
+            from keras_vae.training.feature_networks import network_name
+
+            try:
+                network_name(self.dataset)
+            except ValueError as err:
+                raise ValueError(f"eval_sample_quality: {err}") from None
         for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size",
                      "fit_sampler_examples"):
             _at_least(name, getattr(self, name), 1)
@@ -120,7 +131,7 @@ class TrainConfig:
                      "reduce_lr_patience"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
-        for name in ("kl_warmup_steps", "eval_iw_samples", "max_nonfinite_steps"):
+        for name in ("kl_warmup_steps", "eval_iw_samples", "max_nonfinite_steps", "eval_sample_quality"):
             _at_least(name, getattr(self, name), 0)
         for name in ("beta", "free_bits"):
             _at_least(name, getattr(self, name), 0.0)

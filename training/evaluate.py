@@ -180,13 +180,14 @@ def format_table(result):
 
 
 def evaluate_sample_quality(model, dataset, split="test", *, data_dir=None, sampler="prior", num_samples=1000,
-                            seed=0, batch_size=250):
+                            seed=0, batch_size=250, features=None):
     """Fréchet distance, precision and recall of ``model``'s samples against ``num_samples`` images of a split.
 
     Features come from the dataset's cached domain network (`keras_vae.training.feature_networks`; a
     ValueError names the supported datasets for any other). Samples are the decoder's means (``sampler``:
     ``"prior"`` or an ex-post sampler the model keeps), clipped to [0, 1] as the network's inputs are;
-    a conditional model is given the reference images' labels.
+    a conditional model is given the reference images' labels. ``features``: the ``(extractor, info)`` of
+    `get_feature_extractor`, to reuse it across calls (default: loaded here).
 
     Returns ``{"frechet_distance", "precision", "recall", "sampler", "sample_quality_examples",
     "feature_network", "feature_network_accuracy"}``.
@@ -199,7 +200,8 @@ def evaluate_sample_quality(model, dataset, split="test", *, data_dir=None, samp
     from keras_vae.training.data import load_examples
     from keras_vae.training.feature_networks import get_feature_extractor
 
-    extractor, info = get_feature_extractor(dataset, data_dir=data_dir, verbose=0)  # unsupported datasets fail here
+    # unsupported datasets fail here
+    extractor, info = features or get_feature_extractor(dataset, data_dir=data_dir, verbose=0)
     model.sampler(sampler)  # an unknown sampler fails before any work
     reference, labels = load_examples(dataset, split, data_dir=data_dir, count=int(num_samples),
                                       with_labels=bool(model.condition))

@@ -167,6 +167,23 @@ def _fit_sampler(config, model, with_labels):
     model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed, dataset=config.dataset)
 
 
+def _sample_quality(config, model):
+    """Fréchet distance, precision and recall of samples from the prior and from ``config.fit_sampler``."""
+    from keras_vae.training.evaluate import evaluate_sample_quality
+    from keras_vae.training.feature_networks import get_feature_extractor
+
+    features = get_feature_extractor(config.dataset, data_dir=config.data_dir, verbose=0)
+    result = {}
+    for sampler in ("prior",) + ((config.fit_sampler,) if config.fit_sampler else ()):
+        scores = evaluate_sample_quality(model, config.dataset, config.eval_split, data_dir=config.data_dir,
+                                         sampler=sampler, num_samples=config.eval_sample_quality, seed=config.seed,
+                                         features=features)
+        result.update({f"{key}_{sampler}": scores[key] for key in ("frechet_distance", "precision", "recall")})
+    result.update(sample_quality_examples=scores["sample_quality_examples"],
+                  feature_network_accuracy=scores["feature_network_accuracy"])
+    return result
+
+
 def train(config, train_data=None, callbacks=()):
     """Trains ``config`` (a `TrainConfig`); returns ``(model, metrics)``, the metrics as in ``metrics.json``.
 
@@ -240,5 +257,7 @@ def train(config, train_data=None, callbacks=()):
             seed=config.seed,
         )
         metrics["evaluation"]["split"] = config.eval_split
+    if config.eval_sample_quality:
+        metrics.setdefault("evaluation", {"split": config.eval_split}).update(_sample_quality(config, model))
     files.write_metrics(run_dir, metrics)
     return model, metrics

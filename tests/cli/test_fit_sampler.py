@@ -90,3 +90,28 @@ def test_evaluate_reports_sample_quality_beside_the_nll(run_dir, tmp_path, monke
     assert np.isfinite(result["nll"]) and 0 <= result["feature_network_accuracy"] <= 1
     assert main(["evaluate", run_dir, "--iw-samples", "1", "--sample-quality", "--sampler", "nope"]) == 2
     assert "Unknown sampler 'nope'" in capsys.readouterr().err
+
+
+def test_train_scores_samples_of_the_prior_and_the_fitted_sampler_at_the_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_VAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(feature_networks, "BUDGETS",
+                        {"sprites": {"epochs": 1, "examples": 600, "filters": (8, 16, 16)}})
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run), "--set", "fit_sampler=gmm", "--set", "fit_sampler_examples=200",
+                 "--set", "eval_sample_quality=40"]) == 0
+    evaluation = json.loads((run / "metrics.json").read_text())["evaluation"]
+    for sampler in ("prior", "gmm"):
+        assert evaluation[f"frechet_distance_{sampler}"] > 0
+        assert 0 <= evaluation[f"precision_{sampler}"] <= 1 and 0 <= evaluation[f"recall_{sampler}"] <= 1
+    assert evaluation["frechet_distance_prior"] != evaluation["frechet_distance_gmm"]
+    assert evaluation["sample_quality_examples"] == 40 and evaluation["split"] == "valid"
+    printed = capsys.readouterr().out
+    assert "frechet_distance_gmm" in printed and "feature network sprites: held-out accuracy" in printed
+
+
+def test_train_refuses_sample_quality_on_a_dataset_without_a_feature_network(tmp_path, capsys):
+    args = [a if a != "sprites" else "fashion_mnist" for a in TINY]
+    assert main(["train", *args, "--run-dir", str(tmp_path / "r"), "--set", "eval_sample_quality=40"]) == 2
+    err = capsys.readouterr().err
+    assert "eval_sample_quality" in err and "supported for" in err
+    assert not (tmp_path / "r").exists()

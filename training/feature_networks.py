@@ -25,8 +25,10 @@ import os
 FEATURE_NETWORKS = {"mnist": "mnist", "binarized_mnist": "mnist", "sprites": "sprites"}  # dataset -> network
 HELD_OUT_FRACTION = 0.2
 # Training budgets: small, the metric needs discriminative features rather than a state-of-the-art classifier.
+# The sprites network trains in about 1.5 min on 2 CPU cores (held-out accuracy 0.75; with filters
+# (32, 64, 128, 128) 0.81 in 3 min), so `make train` can print sample quality on its first run.
 BUDGETS = {"mnist": {"epochs": 4, "examples": None, "filters": (32, 64, 128)},
-           "sprites": {"epochs": 4, "examples": 30_000, "filters": (32, 64, 128, 128)}}
+           "sprites": {"epochs": 4, "examples": 30_000, "filters": (16, 32, 64, 64)}}
 # A square looks the same every quarter turn and an ellipse every half turn: orientation classes are
 # ambiguous, so that head shapes the features but stays out of the reported accuracy.
 AMBIGUOUS_HEADS = ("orientation",)
@@ -200,6 +202,7 @@ def get_feature_network(dataset, data_dir=None, retrain=False, verbose=1):
     path = cache_path(name)
     info = None if retrain else _cached_info(path, name)
     if info is None:
+        print(f"feature network {name}: training it for the sample-quality metric (once; cached as {path})", flush=True)
         network, info = train_feature_network(dataset, data_dir=data_dir, verbose=verbose)
         _save(network, info, path)
     else:

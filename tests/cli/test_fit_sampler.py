@@ -115,3 +115,28 @@ def test_train_refuses_sample_quality_on_a_dataset_without_a_feature_network(tmp
     err = capsys.readouterr().err
     assert "eval_sample_quality" in err and "supported for" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_sample_quality_of_a_conditional_model_draws_with_the_reference_labels(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_VAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(feature_networks, "BUDGETS",
+                        {"sprites": {"epochs": 1, "examples": 600, "filters": (8, 16, 16)}})
+    args = [a if a != "model_options={hidden_units: [16]}" else "model_options={hidden_units: [16], label_dim: 5}"
+            for a in TINY]
+    run = tmp_path / "run"
+    assert main(["train", *args, "--variant", "cvae", "--run-dir", str(run), "--set", "fit_sampler=gmm",
+                 "--set", "fit_sampler_examples=200", "--set", "eval_sample_quality=40"]) == 0
+    evaluation = json.loads((run / "metrics.json").read_text())["evaluation"]
+    assert all(np.isfinite(evaluation[f"frechet_distance_{s}"]) for s in ("prior", "gmm"))
+
+    from keras_vae.training.evaluate import evaluate_sample_quality
+
+    model, seen = keras_vae.load_vae(str(run)), []
+    sample = model.sample
+    monkeypatch.setattr(model, "sample", lambda n, labels=None, **kw: seen.append(labels) or sample(n, labels=labels, **kw))
+    evaluate_sample_quality(model, "sprites", "valid", num_samples=30, batch_size=20)
+    assert [len(labels) for labels in seen] == [20, 10]
+    from keras_vae.training.data import load_examples
+
+    _, reference_labels = load_examples("sprites", "valid", count=30, with_labels=True)
+    np.testing.assert_array_equal(np.concatenate(seen), reference_labels)

@@ -118,10 +118,8 @@ class TrainConfig:
 
         model_names.check_choice("dataset", self.dataset, DATASETS)
         if self.eval_sample_quality:
-            from keras_vae.training.feature_networks import network_name
-
             try:
-                network_name(self.dataset)
+                names.feature_network_name(self.dataset)
             except ValueError as err:
                 raise ValueError(f"eval_sample_quality: {err}") from None
         for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size",

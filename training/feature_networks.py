@@ -22,7 +22,7 @@ feature network mnist: held-out accuracy 0.978 (...)
 import json
 import os
 
-FEATURE_NETWORKS = {"mnist": "mnist", "binarized_mnist": "mnist", "sprites": "sprites"}  # dataset -> network
+from keras_vae.training.names import feature_network_name as network_name
 HELD_OUT_FRACTION = 0.2
 # Training budgets: small, the metric needs discriminative features rather than a state-of-the-art classifier.
 # The sprites network trains in about 1.5 min on 2 CPU cores (held-out accuracy 0.75; with filters
@@ -32,18 +32,6 @@ BUDGETS = {"mnist": {"epochs": 4, "examples": None, "filters": (32, 64, 128)},
 # A square looks the same every quarter turn and an ellipse every half turn: orientation classes are
 # ambiguous, so that head shapes the features but stays out of the reported accuracy.
 AMBIGUOUS_HEADS = ("orientation",)
-
-
-def network_name(dataset):
-    """The feature network of ``dataset``, or a ValueError naming the supported datasets.
-
-    >>> network_name("binarized_mnist")
-    'mnist'
-    """
-    if dataset not in FEATURE_NETWORKS:
-        raise ValueError(f"No feature network for dataset {dataset!r}: sample quality is supported for "
-                         f"{', '.join(FEATURE_NETWORKS)}.")
-    return FEATURE_NETWORKS[dataset]
 
 
 def cache_path(name):

@@ -15,3 +15,17 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NAN_POLICIES = ("skip", "stop")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SPLITS = ("train", "valid", "test")
+# dataset -> the feature network of its sample-quality metric (keras_vae.training.feature_networks)
+FEATURE_NETWORKS = {"mnist": "mnist", "binarized_mnist": "mnist", "sprites": "sprites"}
+
+
+def feature_network_name(dataset):
+    """The feature network of ``dataset``, or a ValueError naming the supported datasets.
+
+    >>> feature_network_name("binarized_mnist")
+    'mnist'
+    """
+    if dataset not in FEATURE_NETWORKS:
+        raise ValueError(f"No feature network for dataset {dataset!r}: sample quality is supported for "
+                         f"{', '.join(FEATURE_NETWORKS)}.")
+    return FEATURE_NETWORKS[dataset]

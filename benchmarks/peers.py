@@ -11,6 +11,8 @@ Peers, written from their published network descriptions:
 - this project also with ``compile(steps_per_execution=20)`` (``*-spe20``) and ``jit_compile=True``
   (``project-conv-jit``). This project's cases train with `keras_vae.FusedAdam` (what ``keras-vae train``
   uses for ``optimizer: adam``); ``project-mlp-keras-adam`` with Keras' own Adam, for the A/B of the two.
+- ``keras-io-mlp``: the keras.io example's model and ``train_step`` with the pytorch/examples network, to
+  tell what a plain Keras step of that network costs from what this project adds.
 
 Every case runs in its own process: ``--images`` statically binarized MNIST training images (cached as .npy
 under benchmarks/results/), batch 128, one warm-up epoch, then one timed epoch. The cases run interleaved
@@ -47,6 +49,7 @@ CASES = {
     "torch-mlp-1t": None,  # one thread: PyTorch's OpenMP threads collapse when the 2 cores are shared
     "project-mlp-spe20": "torch-mlp",
     "project-mlp-keras-adam": "torch-mlp",
+    "keras-io-mlp": "torch-mlp",  # the keras.io example's plain train_step with the MLP network
 }
 
 
@@ -86,8 +89,12 @@ def keras_flops(model):
 
 
 # ----------------------------------------------------------------------------- the peers' networks
-def keras_io_vae():
-    """The keras.io VAE example's model: its encoder, decoder, sampling layer and ``train_step``."""
+def keras_io_vae(network="conv"):
+    """The keras.io VAE example's model: its encoder, decoder, sampling layer and ``train_step``.
+
+    ``network="mlp"``: the same model and step with the pytorch/examples network (784-400-20) instead, a plain
+    Keras ``train_step`` beside this project's MLP case.
+    """
     import keras
     from keras import layers, ops
 
@@ -101,22 +108,29 @@ def keras_io_vae():
             epsilon = keras.random.normal(shape=ops.shape(z_mean), seed=self.seed_generator)
             return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
-    latent_dim = 2
+    latent_dim = 2 if network == "conv" else 20
     encoder_inputs = keras.Input(shape=(28, 28, 1))
-    x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(encoder_inputs)
-    x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(16, activation="relu")(x)
+    if network == "conv":
+        x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(encoder_inputs)
+        x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(16, activation="relu")(x)
+    else:
+        x = layers.Dense(400, activation="relu")(layers.Flatten()(encoder_inputs))
     z_mean = layers.Dense(latent_dim, name="z_mean")(x)
     z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
     z = Sampling()([z_mean, z_log_var])
     encoder = keras.Model(encoder_inputs, [z_mean, z_log_var, z], name="encoder")
     latent_inputs = keras.Input(shape=(latent_dim,))
-    x = layers.Dense(7 * 7 * 64, activation="relu")(latent_inputs)
-    x = layers.Reshape((7, 7, 64))(x)
-    x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(x)
-    x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)
-    decoder_outputs = layers.Conv2DTranspose(1, 3, activation="sigmoid", padding="same")(x)
+    if network == "conv":
+        x = layers.Dense(7 * 7 * 64, activation="relu")(latent_inputs)
+        x = layers.Reshape((7, 7, 64))(x)
+        x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(x)
+        x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)
+        decoder_outputs = layers.Conv2DTranspose(1, 3, activation="sigmoid", padding="same")(x)
+    else:
+        x = layers.Dense(400, activation="relu")(latent_inputs)
+        decoder_outputs = layers.Reshape((28, 28, 1))(layers.Dense(784, activation="sigmoid")(x))
     decoder = keras.Model(latent_inputs, decoder_outputs, name="decoder")
 
     class VAE(keras.Model):
@@ -185,11 +199,11 @@ def keras_worker(case, images):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    model = keras_io_vae() if case == "keras-io" else project_vae(case)
+    model = keras_io_vae("mlp" if case == "keras-io-mlp" else "conv") if case.startswith("keras-io") else project_vae(case)
     compile_args = {"steps_per_execution": 20} if case.endswith("spe20") else {}
     if case.endswith("-jit"):
         compile_args["jit_compile"] = True  # otherwise Keras' default ("auto": no XLA on CPU), as the example
-    if case == "keras-io" or case.endswith("-keras-adam"):
+    if case.startswith("keras-io") or case.endswith("-keras-adam"):
         optimizer = keras.optimizers.Adam(1e-3)
     else:
         import keras_vae

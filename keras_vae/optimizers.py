@@ -35,7 +35,6 @@ class NonFiniteSkipping(keras.optimizers.LossScaleOptimizer):
         self.step_counter.assign(0)  # the scale stays 1: float32 training needs no scaling
 
 
-
 @keras.saving.register_keras_serializable(package="keras_vae")
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` whose per-variable update is TensorFlow's fused ``ResourceApplyAdam`` kernel.

@@ -23,6 +23,7 @@ import json
 import os
 
 from keras_vae.training.names import feature_network_name as network_name
+
 HELD_OUT_FRACTION = 0.2
 # Training budgets: small, the metric needs discriminative features rather than a state-of-the-art classifier.
 # The sprites network trains in about 1.5 min on 2 CPU cores (held-out accuracy 0.75; with filters

@@ -21,6 +21,9 @@ POSTERIORS = ("gaussian", "iaf")
 OBJECTIVES = ("elbo", "capacity", "total_correlation", "importance_weighted")
 ADVERSARIES = ("factor", "image")
 SAMPLERS = ("gmm", "two_stage")  # ex-post samplers; "prior" always names the model's prior
+# The options of each sampler that `keras-vae fit-sampler` flags and the train config's fit_sampler_options set
+# (integers >= 1).
+SAMPLER_OPTIONS = {"gmm": ("num_components",), "two_stage": ("epochs",)}
 
 # Network options, per architecture (the decoder mirrors the encoder).
 NETWORK_OPTIONS = {

@@ -91,6 +91,7 @@ class TrainConfig:
     # end, before model.keras is saved: model.sample(n, sampler="gmm") (null: none)
     fit_sampler: typing.Optional[str] = None
     fit_sampler_examples: int = 10_000
+    fit_sampler_options: dict = dataclasses.field(default_factory=dict)  # e.g. {num_components: 50} for gmm
     # score this many samples against as many eval_split images at the end (Fréchet distance, precision,
     # recall in the dataset's feature network; keras_vae.training.feature_networks), with the prior and with
     # fit_sampler (0: skip)
@@ -114,6 +115,7 @@ class TrainConfig:
             model_names.check_choice(key, getattr(self, key), values)
         if self.fit_sampler is not None:
             model_names.check_choice("fit_sampler", self.fit_sampler, model_names.SAMPLERS)
+        self._check_sampler_options()
         from keras_vae.training.data import DATASETS
 
         model_names.check_choice("dataset", self.dataset, DATASETS)
@@ -156,6 +158,17 @@ class TrainConfig:
         model_names.check_model_options(self.variant, self.architecture, self.model_options)
         for key in ("model_options", "prior_options"):
             _check_finite(key, getattr(self, key))
+
+    def _check_sampler_options(self):
+        if self.fit_sampler_options and self.fit_sampler is None:
+            raise ValueError("fit_sampler_options needs fit_sampler (gmm or two_stage).")
+        allowed = model_names.SAMPLER_OPTIONS.get(self.fit_sampler, ())
+        for key, value in self.fit_sampler_options.items():
+            if key not in allowed:
+                raise ValueError(f"fit_sampler_options.{key} is not an option of fit_sampler {self.fit_sampler!r} "
+                                 f"(options: {list(allowed)}).")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"fit_sampler_options.{key} must be an integer >= 1, got {value!r}.")
 
     def resolved_run_dir(self):
         return self.run_dir or os.path.join("runs", self.dataset)

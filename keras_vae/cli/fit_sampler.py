@@ -37,8 +37,10 @@ def add_command(subparsers):
 
 def sampler_options(args):
     """The sampler constructor options the flags give, refusing a flag of the other kind."""
-    own = {"gmm": ("num_components",), "two_stage": ("epochs",)}[args.kind]
-    for flag in ("num_components", "epochs"):
+    from keras_vae.names import SAMPLER_OPTIONS
+
+    own = SAMPLER_OPTIONS[args.kind]
+    for flag in sorted({flag for flags in SAMPLER_OPTIONS.values() for flag in flags}):
         if getattr(args, flag) is not None and flag not in own:
             raise ValueError(f"--{flag.replace('_', '-')} is not an option of --kind {args.kind}.")
     return {flag: getattr(args, flag) for flag in own if getattr(args, flag) is not None}

@@ -18,16 +18,17 @@ TINY = ["--dataset", "sprites", "--architecture", "mlp", "--latent-dim", "3", "-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A finished tiny sprites run trained with ``fit_sampler: gmm`` (on 200 train codes)."""
+    """A finished tiny sprites run trained with ``fit_sampler: gmm`` (4 components, on 200 train codes)."""
     run = str(tmp_path_factory.mktemp("runs") / "sprites")
     assert main(["train", *TINY, "--run-dir", run, "--set", "fit_sampler=gmm",
-                 "--set", "fit_sampler_examples=200"]) == 0
+                 "--set", "fit_sampler_examples=200", "--set", "fit_sampler_options={num_components: 4}"]) == 0
     return run
 
 
 def test_the_train_option_fits_the_sampler_before_the_final_model_is_saved(run_dir):
     model = keras_vae.load_vae(run_dir)
     assert set(model.samplers) == {"gmm"}
+    assert model.sampler("gmm").num_components == 4  # fit_sampler_options reach the sampler
     assert model.sample(2, seed=0, sampler="gmm").shape == (2, 64, 64, 1)
 
 

@@ -69,6 +69,13 @@ def test_saved_config_loads_back(tmp_path):
         ({"prior_options": {"scales": [1.0, float("inf")]}}, r"prior_options.scales\[1\] must be a finite number"),
         ({"reduce_lr_patience": 0}, "reduce_lr_patience must be >= 1"),
         ({"reduce_lr_factor": 1.5}, r"reduce_lr_factor must be in \(0, 1\)"),
+        ({"fit_sampler_options": {"num_components": 5}}, "fit_sampler_options needs fit_sampler"),
+        ({"fit_sampler": "gmm", "fit_sampler_options": {"epochs": 5}},
+         r"fit_sampler_options.epochs is not an option of fit_sampler 'gmm' \(options: \['num_components'\]\)"),
+        ({"fit_sampler": "gmm", "fit_sampler_options": {"num_components": 0}},
+         "fit_sampler_options.num_components must be an integer >= 1, got 0"),
+        ({"fit_sampler": "two_stage", "fit_sampler_options": {"epochs": 2.5}},
+         "fit_sampler_options.epochs must be an integer >= 1, got 2.5"),
     ],
 )
 def test_bad_values_name_the_key(values, message):

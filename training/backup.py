@@ -6,14 +6,17 @@ Writing one: the weights and metadata go to temp files beside their final names 
 generation is renamed to ``previous.*``; the new files are renamed into place. Whatever instant a kill hits,
 at least one (metadata, weights) pair whose digests agree is left, and `BackupStore.restore` finds the newest.
 
-Files in the backup folder: ``latest.weights.h5`` + ``training_metadata.json`` (newest generation, the names
-`keras.callbacks.BackupAndRestore` uses) and ``previous.weights.h5`` + ``previous_metadata.json``.
+Files in the backup folder: ``latest.keras`` + ``training_metadata.json`` (newest generation) and
+``previous.keras`` + ``previous_metadata.json``. The weights go in ``.keras`` files (written with ``model.save``,
+read with ``model.load_weights``) because Keras builds their HDF5 part in memory: h5py writing to a full disk
+can crash the process. ``latest.weights.h5`` / ``previous.weights.h5`` generations (earlier keras-vae versions,
+`keras.callbacks.BackupAndRestore`) are still restored.
 
 Example:
 
 >>> store = BackupStore("runs/sprites/backup")
->>> store.write(model.save_weights, {"epoch": 3, "batch": 0})
->>> store.restore(model)                      # loads the newest good generation into model
+>>> store.write(model.save, {"epoch": 3, "batch": 0})
+>>> store.restore(model.load_weights)         # loads the newest good generation into model
 {'epoch': 3, 'batch': 0, 'weights_sha256': '...'}
 """
 
@@ -23,8 +26,11 @@ import sys
 
 from keras_vae.training.run_dir import RunWriteError, file_digest, fsync_path, remove_temporaries, write_beside
 
-LATEST = ("latest.weights.h5", "training_metadata.json")
-PREVIOUS = ("previous.weights.h5", "previous_metadata.json")
+LATEST = ("latest.keras", "training_metadata.json")
+PREVIOUS = ("previous.keras", "previous_metadata.json")
+# Weights names of older backups: restored, moved to previous.*, never written.
+OLD_WEIGHTS = {LATEST[0]: "latest.weights.h5", PREVIOUS[0]: "previous.weights.h5"}
+WEIGHTS_NAMES = (LATEST[0], OLD_WEIGHTS[LATEST[0]], PREVIOUS[0], OLD_WEIGHTS[PREVIOUS[0]])
 
 
 class StagedWeights:
@@ -64,10 +70,12 @@ class BackupStore:
             if metadata is None:
                 continue
             if "weights_sha256" not in metadata:
-                if os.path.isfile(self._path(weights_name)):
-                    found.append((metadata, self._path(weights_name), self._path(metadata_name)))
+                for name in (weights_name, OLD_WEIGHTS[weights_name]):
+                    if os.path.isfile(self._path(name)):
+                        found.append((metadata, self._path(name), self._path(metadata_name)))
+                        break
                 continue
-            for name in (LATEST[0], PREVIOUS[0]):
+            for name in WEIGHTS_NAMES:
                 path = self._path(name)
                 if os.path.isfile(path) and file_digest(path) == metadata["weights_sha256"]:
                     found.append((metadata, path, self._path(metadata_name)))
@@ -76,7 +84,7 @@ class BackupStore:
         return found
 
     def has_files(self):
-        return any(os.path.exists(self._path(n)) for n in (*LATEST, *PREVIOUS))
+        return any(os.path.exists(self._path(n)) for n in (*WEIGHTS_NAMES, LATEST[1], PREVIOUS[1]))
 
     def restore(self, load_weights, stream=None):
         """Loads the newest good generation with ``load_weights(path)``; returns its metadata (None: no backup).
@@ -94,13 +102,13 @@ class BackupStore:
                 print(f"Backup {path!r} cannot be loaded ({type(err).__name__}: {err}); trying the previous one.",
                       file=stream)
                 continue
-            if path != latest:
+            if path not in (latest, self._path(OLD_WEIGHTS[LATEST[0]])):
                 print(f"Backup {latest!r} is damaged or incomplete (an interrupted write); resuming from "
                       f"{path!r} (epoch {metadata['epoch'] + 1}).", file=stream)
             return metadata
         if self.has_files():
             raise ValueError(
-                f"No loadable backup in {self.folder!r}: latest.weights.h5 and previous.weights.h5 are damaged, do "
+                f"No loadable backup in {self.folder!r}: latest.keras and previous.keras are damaged, do "
                 "not match their metadata, or hold another network than the one built from the run's config (a "
                 f"run written by another keras-vae version){f'; last error: {last_error}' if last_error else ''}. "
                 "Delete that folder to restart the run from its beginning, or resume it with the version that "
@@ -108,10 +116,11 @@ class BackupStore:
             )
         return None
 
-    def stage(self, save_weights):
-        """Writes the weights with ``save_weights(path)`` to a synced temp file; `commit` makes it a generation."""
+    def stage(self, save):
+        """Writes the model with ``save(path)`` (a ``.keras`` path) to a synced temp file; `commit` makes it a
+        generation."""
         os.makedirs(self.folder, exist_ok=True)
-        return StagedWeights(write_beside(self._path(LATEST[0]), save_weights))
+        return StagedWeights(write_beside(self._path(LATEST[0]), save))
 
     def commit(self, staged, metadata):
         """Makes ``staged`` the newest generation with ``metadata`` (a dict with ``epoch``; digest added here)."""
@@ -128,12 +137,23 @@ class BackupStore:
             fsync_path(self.folder)
         except OSError as err:
             raise self._write_error(err, temp_metadata, staged.path) from err
+        self._remove_unreferenced_old_weights()
         return metadata
+
+    def _remove_unreferenced_old_weights(self):
+        """Deletes old-format weights files no generation uses any more (after a new one was committed)."""
+        in_use = {path for _, path, _ in self.candidates()}
+        for name in OLD_WEIGHTS.values():
+            path = self._path(name)
+            if os.path.isfile(path) and path not in in_use:
+                os.remove(path)
 
     def _keep_as_previous(self, metadata, weights_path, metadata_path):
         """Moves the good newest generation to the ``previous.*`` names, one rename at a time: after each
         step its metadata and weights still sit under names `candidates` pairs up."""
         previous_weights, previous_metadata = (self._path(n) for n in PREVIOUS)
+        if weights_path.endswith(".h5"):  # an old-format generation keeps its format under the previous name
+            previous_weights = self._path(OLD_WEIGHTS[PREVIOUS[0]])
         if weights_path != previous_weights:
             os.replace(weights_path, previous_weights)
         if metadata_path != previous_metadata:
@@ -148,9 +168,9 @@ class BackupStore:
                              "backup is unchanged; free space and rerun the same command to resume.")
 
 
-    def write(self, save_weights, metadata):
-        """`stage` then `commit`: a new generation of the weights ``save_weights(path)`` writes."""
-        return self.commit(self.stage(save_weights), metadata)
+    def write(self, save, metadata):
+        """`stage` then `commit`: a new generation of the model ``save(path)`` writes."""
+        return self.commit(self.stage(save), metadata)
 
     def clean(self):
         """Removes temp files an interrupted write left in the folder."""

@@ -147,7 +147,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch, self._last_batch_seen = epoch + 1, 0
-        self.staged = self.writer.stage(self._save_weights)
+        self.staged = self.writer.stage(self._save)
         if self.records_dir is None:  # no EpochCommit follows: the backup alone is the epoch's record
             self.commit_epoch(None)
 
@@ -156,11 +156,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.writer.commit(self.staged, {"epoch": self._current_epoch, "batch": 0, "records": records})
         self.staged = None
 
-    def _save_weights(self, path):
-        self.model.save_weights(path, overwrite=True)
+    def _save(self, path):
+        self.model.save(path)  # a .keras file: see keras_vae.training.backup on why not save_weights
 
     def _save_model(self):  # Keras calls this every save_freq batches
-        self.writer.write(self._save_weights, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        self.writer.write(self._save, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
     def on_train_end(self, logs=None):
         if self._scratch:

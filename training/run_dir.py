@@ -17,17 +17,12 @@ Example:
 ('sprites', None)
 """
 
-import contextlib
 import csv
-import errno
-import gc
 import hashlib
 import io
 import json
 import math
 import os
-import re
-import sys
 import uuid
 
 import numpy as np
@@ -75,69 +70,24 @@ def _write_error(path, err):
     return error
 
 
-def _is_failed_write(exc_value):
-    text = str(exc_value)
-    return isinstance(exc_value, OSError) or "write failed" in text or "No space left" in text
-
-
-@contextlib.contextmanager
-def _swallowed_write_errors():
-    """Collects the failed writes that destructors could not raise during a write, instead of printing them.
-
-    h5py reports a failed write of a file it is closing from a destructor: Cython prints the error through
-    ``sys.excepthook`` and then an "Exception ignored in" line through ``sys.unraisablehook``. Yields the list
-    of those errors; anything else goes to the hooks as before.
-    """
-    caught, previous_excepthook, previous_unraisablehook = [], sys.excepthook, sys.unraisablehook
-
-    def excepthook(exc_type, exc_value, exc_traceback):
-        if _is_failed_write(exc_value):
-            caught.append(exc_value)
-        else:
-            previous_excepthook(exc_type, exc_value, exc_traceback)
-
-    def unraisablehook(unraisable):
-        if _is_failed_write(unraisable.exc_value):
-            caught.append(unraisable.exc_value)
-        elif not (unraisable.exc_value is None and "h5py" in str(unraisable.object)):  # the line after the above
-            previous_unraisablehook(unraisable)
-
-    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
-    try:
-        yield caught
-    finally:
-        sys.excepthook, sys.unraisablehook = previous_excepthook, previous_unraisablehook
-
-
-def _errno_of(exc_value):
-    match = re.search(r"errno = (\d+)", str(exc_value))
-    return int(match.group(1)) if match else errno.EIO
-
-
 def write_beside(path, write):
     """Calls ``write(temp_path)`` for a temp file beside ``path``, syncs it and returns its path.
 
-    Raises `RunWriteError` naming ``path`` (the temp file removed) when writing fails with an OSError, or when a
-    destructor reported a failed write that the writer itself did not raise.
+    Raises `RunWriteError` naming ``path`` (the temp file removed) when writing fails with an OSError. HDF5
+    files are refused: h5py meets a full disk in destructors, which print tracebacks or crash the process
+    (a segfault, seen when the disk filled during a weights write); write a ``.keras`` file instead, whose
+    HDF5 part Keras builds in memory and Python's zipfile writes, so a failed write is one OSError.
     """
+    if os.fspath(path).endswith((".h5", ".hdf5")):
+        raise ValueError(f"{os.path.basename(path)!r}: HDF5 files are not written through atomic_write (a full disk "
+                         "can crash h5py); save a .keras file instead.")
     temp = temporary_path(path)
-    error = None
-    with _swallowed_write_errors() as swallowed:
-        try:
-            write(temp)
-            fsync_path(temp)
-        except OSError as err:
-            error = _write_error(path, err)
-            err.__traceback__ = None  # frees the writer's frames (and their open file objects) before the collect
-        if error is not None:
-            gc.collect()  # the failed write's file objects are freed here, while the hook still collects
-    if error is None and swallowed:
-        first = swallowed[0]
-        code = _errno_of(first)
-        error = _write_error(path, OSError(code, os.strerror(code)))
-    if error is not None:
+    try:
+        write(temp)
+        fsync_path(temp)
+    except OSError as err:
         _remove_quietly(temp)
-        raise error
+        raise _write_error(path, err) from err
     return temp
 
 

@@ -143,7 +143,7 @@ def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path):
     for name in names:
         np.testing.assert_array_equal(chief[name], other[name])
 
-    for name in ("config.yaml", "model.keras", "best.keras", "metrics.json", "backup/latest.weights.h5"):
+    for name in ("config.yaml", "model.keras", "best.keras", "metrics.json", "backup/latest.keras"):
         assert (run / name).exists(), name
     assert _history_epochs(run) == [0, 1]  # one writer: no duplicated rows
     event_files = glob.glob(str(run / "logs" / "**" / "events.out.tfevents.*"), recursive=True)
@@ -289,28 +289,40 @@ def _history_epochs_or_none(run_dir):
         return []
 
 
-@pytest.mark.parametrize("free_kib", [0, 8, 24, 56, 120])
-def test_a_weights_file_that_meets_a_full_disk_fails_cleanly_at_any_point(small_disk, capfd, free_kib):
-    """Wherever HDF5 meets the full disk (data, metadata, the flush at close), the write is one RunWriteError with
-    ENOSPC, nothing half-written stays, the old file is intact and no traceback reaches stderr."""
+@pytest.mark.parametrize("free_kib", [0, 8, 24, 56, 120, 200])
+def test_a_backup_that_meets_a_full_disk_fails_cleanly_at_any_point(small_disk, capfd, free_kib):
+    """Wherever the model file meets the full disk, the write is one RunWriteError with ENOSPC, nothing
+    half-written stays, the old file is intact and no traceback reaches stderr."""
     import errno
 
     import keras
 
     from keras_vae.training.run_dir import RunWriteError, atomic_write
 
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512), keras.layers.Dense(64)])  # ~530 KB
-    target = small_disk / "latest.weights.h5"
-    atomic_write(target, model.save_weights)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512), keras.layers.Dense(64)])  # a ~270 KB file
+    target = small_disk / "latest.keras"
+    atomic_write(target, model.save)
     before = target.read_bytes()
     stats = os.statvfs(small_disk)
     with open(small_disk / "filler", "wb") as f:
         f.write(b"\0" * max(0, stats.f_bavail * stats.f_frsize - free_kib * 1024))
     capfd.readouterr()
     with pytest.raises(RunWriteError) as caught:
-        atomic_write(target, model.save_weights)
+        atomic_write(target, model.save)
     assert caught.value.errno == errno.ENOSPC and "No space left on device" in str(caught.value)
     assert target.read_bytes() == before
-    assert sorted(os.listdir(small_disk)) == ["filler", "latest.weights.h5"]
+    assert sorted(os.listdir(small_disk)) == ["filler", "latest.keras"]
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_hdf5_files_are_not_written_in_place(tmp_path):
+    """h5py meeting a full disk can crash the process, so no run file is an HDF5 file written by h5py."""
+    import keras
+
+    from keras_vae.training.run_dir import atomic_write
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="HDF5 files are not written through atomic_write"):
+        atomic_write(tmp_path / "latest.weights.h5", model.save_weights)
+    assert os.listdir(tmp_path) == []

@@ -74,7 +74,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert _finite(final.get_weights()) and _finite(best.get_weights())
     assert _summary_tags(os.path.join(run, "logs", "images")) >= {"samples", "reconstructions"}
     assert any("elbo" in tag for tag in _summary_tags(os.path.join(run, "logs", "validation")))
-    assert os.path.isfile(os.path.join(run, "backup", "latest.weights.h5"))
+    assert os.path.isfile(os.path.join(run, "backup", "latest.keras"))
 
     out_json = str(tmp_path / "eval.json")
     code = cli.main(["evaluate", run, "--split", "valid", "--iw-samples", "20", "--max-examples", "24",
@@ -137,7 +137,7 @@ def test_nan_guard_stop_raises_and_saves_nothing_non_finite(tmp_path):
     model = build_model(config)
     model.compile(optimizer=make_optimizer(config))
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(config.run_dir, "backup", "latest.weights.h5"))
+    model.load_weights(os.path.join(config.run_dir, "backup", "latest.keras"))
     assert _finite(model.get_weights())
     assert int(model.optimizer.iterations.numpy()) == 2
 
@@ -204,7 +204,7 @@ def test_moving_average_weights_are_validated_saved_and_kept_when_stopped_early(
         np.testing.assert_array_equal(f.numpy(), b.numpy())
     # ...and the average is not the raw weights: the backup keeps those, so a resumed run trains on.
     raw = keras_vae.build_vae((64, 64, 1), 2, architecture="mlp", hidden_units=(8,))
-    raw.load_weights(str(run / "backup" / "latest.weights.h5"))
+    raw.load_weights(str(run / "backup" / "latest.keras"))
     assert any(not np.allclose(r.numpy(), b.numpy()) for r, b in zip(raw.trainable_weights, best.trainable_weights))
     with pytest.raises(ValueError, match="ema_momentum must be in"):
         _config(tmp_path, ema_momentum=1.0)
@@ -269,18 +269,43 @@ def test_importance_weighted_training_selects_on_the_trained_bound(tmp_path):
 def test_a_damaged_backup_falls_back_to_the_previous_one_naming_the_file(tmp_path, capsys):
     train(_config(tmp_path, epochs=2, steps_per_epoch=2))
     backup = tmp_path / "run" / "backup"
-    latest = backup / "latest.weights.h5"
+    latest = backup / "latest.keras"
     latest.write_bytes(latest.read_bytes()[:1000])  # what a kill during a plain rewrite of the file left
     model, metrics = train(_config(tmp_path, epochs=3, steps_per_epoch=2))
     err = capsys.readouterr().err
-    assert f"Backup {str(latest)!r} is damaged or incomplete" in err and "previous.weights.h5" in err
+    assert f"Backup {str(latest)!r} is damaged or incomplete" in err and "previous.keras" in err
     assert int(model.optimizer.iterations.numpy()) == 6  # from the end of epoch 1: epochs 2 and 3 run again
     assert [row["epoch"] for row in metrics["history"]] == [0, 1, 2]
-    for name in ("latest.weights.h5", "previous.weights.h5"):
+    for name in ("latest.keras", "previous.keras"):
         path = backup / name
         path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match="No loadable backup in .*backup.*Delete that folder"):
         train(_config(tmp_path, epochs=4, steps_per_epoch=2))
+
+
+def test_a_backup_in_the_old_weights_h5_format_still_resumes(tmp_path):
+    """Backups written as latest.weights.h5 (earlier versions, Keras' BackupAndRestore) resume; the first new
+    generations replace them and the old files go."""
+    from keras_vae.training.run_dir import file_digest
+
+    train(_config(tmp_path, epochs=1, steps_per_epoch=2))
+    backup = tmp_path / "run" / "backup"
+    model = build_model(_config(tmp_path))
+    model.compile(optimizer=make_optimizer(_config(tmp_path)))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(backup / "latest.keras"))
+    model.save_weights(str(backup / "latest.weights.h5"))
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    metadata["weights_sha256"] = file_digest(backup / "latest.weights.h5")
+    (backup / "training_metadata.json").write_text(json.dumps(metadata))
+    for name in ("latest.keras", "previous.keras", "previous_metadata.json"):
+        if (backup / name).exists():
+            os.remove(backup / name)
+    model, metrics = train(_config(tmp_path, epochs=3, steps_per_epoch=2))
+    assert int(model.optimizer.iterations.numpy()) == 6  # epochs 2 and 3 ran on the restored optimizer
+    assert [row["epoch"] for row in metrics["history"]] == [0, 1, 2]
+    assert sorted(os.listdir(backup)) == ["latest.keras", "previous.keras", "previous_metadata.json",
+                                          "training_metadata.json"]
 
 
 def test_an_epoch_committed_with_its_backup_is_completed_on_resume(tmp_path):

@@ -47,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--mig-examples", type=int, default=10_000)
     parser.add_argument("--votes", type=int, default=800, help="FactorVAE votes (60%% fit, 40%% score)")
     parser.add_argument("--vote-batch", type=int, default=64, help="images per FactorVAE vote")
+    parser.add_argument("--beta", type=float, help="the KL / total-correlation weight of beta_vae and beta_tcvae "
+                        "(default: 4 and 6); a model with another weight is saved under its own name")
+    parser.add_argument("--gamma", type=float, help="FactorVAE's total-correlation weight (default 35)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "disentanglement.json"))
     parser.add_argument("--work-dir", default=os.path.join(HERE, "results", "disentanglement"),
@@ -56,7 +59,25 @@ def parse_args(argv=None):
     for name in ("steps", "batch_size", "latent_dim", "mig_examples", "votes", "vote_batch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("beta", "gamma"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            parser.error(f"--{name} must be > 0")
     return args
+
+
+def model_options(name, args):
+    """``MODELS[name]`` with the weights ``--beta`` / ``--gamma`` override."""
+    options = dict(MODELS[name])
+    for weight in ("beta", "gamma"):
+        if weight in options and getattr(args, weight) is not None:
+            options[weight] = getattr(args, weight)
+    return options
+
+
+def run_name(name, args):
+    """The files' name of a model: ``beta_tcvae``, or ``beta_tcvae-beta10`` for an overridden weight."""
+    changed = [f"{w}{v:g}" for w, v in model_options(name, args).items() if w != "variant" and v != MODELS[name][w]]
+    return "-".join([name, *changed])
 
 
 def representation(vae, render_sprites, chunk=500):
@@ -75,7 +96,7 @@ def representation(vae, render_sprites, chunk=500):
 def _settings(name, args):
     """What a saved model must have been trained with to be reused."""
     keep = ("batch_size", "latent_dim", "learning_rate", "hidden_units", "seed")
-    return {"model": name, "options": MODELS[name], **{k: getattr(args, k) for k in keep}}
+    return {"model": name, "options": model_options(name, args), **{k: getattr(args, k) for k in keep}}
 
 
 def _save_atomically(write, path):
@@ -100,8 +121,8 @@ def _train(name, args, info):
     from keras_vae.training.data import get_dataset
 
     os.makedirs(args.work_dir, exist_ok=True)
-    model_path = os.path.join(args.work_dir, f"{name}.keras")
-    state_path = os.path.join(args.work_dir, f"{name}.state.json")
+    model_path = os.path.join(args.work_dir, f"{run_name(name, args)}.keras")
+    state_path = os.path.join(args.work_dir, f"{run_name(name, args)}.state.json")
     keras.utils.set_random_seed(args.seed)
     state = {"settings": _settings(name, args), "steps": 0, "train_seconds": 0.0}
     if os.path.exists(model_path) and os.path.exists(state_path):
@@ -113,7 +134,7 @@ def _train(name, args, info):
         vae = keras_vae.load_vae(model_path)
         print(f"{name}: resuming at step {state['steps']}", file=sys.stderr)
     else:
-        options = dict(MODELS[name])
+        options = model_options(name, args)
         variant = options.pop("variant")
         if variant == "beta_tcvae":
             options["dataset_size"] = info.split_sizes["train"]
@@ -142,7 +163,7 @@ def run_model(name, args, info):
     import keras_vae
     from keras_vae.training.data import get_dataset, render_sprites
 
-    result_path = os.path.join(args.work_dir, f"{name}.json")
+    result_path = os.path.join(args.work_dir, f"{run_name(name, args)}.json")
     if os.path.exists(result_path):
         with open(result_path) as f:
             saved = json.load(f)
@@ -165,8 +186,8 @@ def run_model(name, args, info):
         num_eval_votes=args.votes - int(0.6 * args.votes), seed=args.seed + 2,
     )
     row = {
-        "model": name,
-        "options": MODELS[name],
+        "model": run_name(name, args),
+        "options": model_options(name, args),
         "settings": _settings(name, args),
         "steps": args.steps,
         "mig_examples": args.mig_examples,

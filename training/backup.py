@@ -142,10 +142,12 @@ class BackupStore:
 
     def _remove_unreferenced_old_weights(self):
         """Deletes old-format weights files no generation uses any more (after a new one was committed)."""
+        old = [p for p in map(self._path, OLD_WEIGHTS.values()) if os.path.isfile(p)]
+        if not old:  # the usual case: no digests to compute on every commit
+            return
         in_use = {path for _, path, _ in self.candidates()}
-        for name in OLD_WEIGHTS.values():
-            path = self._path(name)
-            if os.path.isfile(path) and path not in in_use:
+        for path in old:
+            if path not in in_use:
                 os.remove(path)
 
     def _keep_as_previous(self, metadata, weights_path, metadata_path):

@@ -15,8 +15,9 @@ Example:
 
 __version__ = "0.2.0"
 
-from keras_vae._startup import quiet_tensorflow_startup
+from keras_vae._startup import command_line_cpu_kernels, quiet_tensorflow_startup
 
+command_line_cpu_kernels()
 with quiet_tensorflow_startup():  # the keras-vae command hides TensorFlow's start-up lines unless --verbose
     import tensorflow  # noqa: F401
 

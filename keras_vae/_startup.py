@@ -1,8 +1,10 @@
-"""Quiet start-up for the ``keras-vae`` command: TensorFlow's C++ start-up lines are hidden unless ``--verbose``.
+"""Start-up of the ``keras-vae`` command, settled before TensorFlow is imported (importing this package imports it).
 
-TensorFlow prints them (CUDA probing, CPU features, absl's pre-initialization notice) while it is imported,
-and importing this package imports it; so the command line is recognized here, before that import.
-Python warnings still show.
+- TensorFlow's C++ start-up lines (CUDA probing, CPU features, absl's pre-initialization notice) are hidden
+  unless ``--verbose``. Python warnings still show.
+- TensorFlow's oneDNN CPU kernels are on (`command_line_cpu_kernels`).
+
+A user's own program that imports the package is left alone.
 """
 
 import contextlib
@@ -17,6 +19,18 @@ def running_the_command_line(argv=None):
     """True in ``keras-vae ...`` and ``python -m keras_vae[.cli] ...`` (argv[0] is ``-m`` while it is located)."""
     argv = sys.argv if argv is None else argv
     return bool(argv) and (os.path.basename(argv[0]) == COMMAND or argv[0] == "-m")
+
+
+def command_line_cpu_kernels(argv=None):
+    """Inside ``keras-vae``: ``TF_ENABLE_ONEDNN_OPTS=1`` unless the environment already sets it.
+
+    TensorFlow turns its oneDNN CPU kernels on by itself only on some x86 CPUs (those with AVX-512 features); on
+    others, such as the 2-core AMD EPYC of BENCHMARKS.md, it runs its Eigen kernels, whose gradients of small
+    convolutions are slow: the `make train` model's step took 49 to 51 ms with oneDNN against 66 to 103 ms without
+    (three interleaved pairs). ``TF_ENABLE_ONEDNN_OPTS=0`` keeps TensorFlow's own choice.
+    """
+    if running_the_command_line(argv):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 @contextlib.contextmanager

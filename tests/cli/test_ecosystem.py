@@ -20,7 +20,7 @@ STARTUP_MARKERS = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard", "c
 
 
 def _clean_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP") and k != "TF_ENABLE_ONEDNN_OPTS"}
     return env
 
 
@@ -38,9 +38,23 @@ def test_tensorflow_start_up_lines_are_hidden_by_default_and_shown_with_verbose(
     assert "sprites_quick" in quiet.stdout
     assert not [line for line in quiet.stderr.splitlines() if any(m in line for m in STARTUP_MARKERS)], quiet.stderr
     # A user's own program is left alone: importing the package does not touch TensorFlow's logging.
-    own = subprocess.run([sys.executable, "-c", "import os, keras_vae; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"],
+    own = subprocess.run([sys.executable, "-c", "import os, keras_vae; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), "
+                          "os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"],
                          cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300)
-    assert own.stdout.strip() == "None"
+    assert own.stdout.strip() == "None None"
+
+
+def test_the_command_line_turns_on_onednn_cpu_kernels_unless_the_environment_says(monkeypatch):
+    from keras_vae._startup import command_line_cpu_kernels
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    command_line_cpu_kernels(["/usr/bin/python", "train.py"])
+    assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    command_line_cpu_kernels([KERAS_VAE, "train"])
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    command_line_cpu_kernels(["-m", "train"])
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
 def test_configs_lists_and_prints_the_built_in_configs(capsys):

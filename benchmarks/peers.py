@@ -50,6 +50,9 @@ CASES = {
     "project-mlp-spe20": "torch-mlp",
     "project-mlp-keras-adam": "torch-mlp",
     "keras-io-mlp": "torch-mlp",  # the keras.io example's plain train_step with the MLP network
+    # As the keras-vae command runs them: TensorFlow's oneDNN CPU kernels on (keras_vae/_startup.py).
+    "project-conv-onednn": "keras-io",
+    "project-mlp-onednn": "torch-mlp",
 }
 
 
@@ -293,7 +296,10 @@ def run_worker(python, case, args, threads=2):
     """Runs ``case`` in a fresh ``python`` process; its result dict."""
     command = [python, os.path.abspath(__file__), "--worker", case, "--threads", str(threads),
                "--images", str(args.images), "--data-dir", args.data_dir]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    env = dict(os.environ)
+    if case.endswith("-onednn"):
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"{case} failed:\n{proc.stderr[-3000:]}")

@@ -26,8 +26,8 @@ def command_line_cpu_kernels(argv=None):
 
     TensorFlow turns its oneDNN CPU kernels on by itself only on some x86 CPUs (those with AVX-512 features); on
     others, such as the 2-core AMD EPYC of BENCHMARKS.md, it runs its Eigen kernels, whose gradients of small
-    convolutions are slow: the `make train` model's step took 49 to 51 ms with oneDNN against 66 to 103 ms without
-    (three interleaved pairs). ``TF_ENABLE_ONEDNN_OPTS=0`` keeps TensorFlow's own choice.
+    convolutions are slow: the `make train` model's step took 49 ms with oneDNN against 66 to 103 ms without
+    (`benchmarks/onednn.py`, BENCHMARKS.md). ``TF_ENABLE_ONEDNN_OPTS=0`` keeps TensorFlow's own choice.
     """
     if running_the_command_line(argv):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

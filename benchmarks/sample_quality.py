@@ -27,7 +27,7 @@ VARIANTS = {  # variant -> (build_vae variant, its options): the usual settings,
     "factor_vae": ("factor_vae", {"gamma": 10.0, "discriminator_units": [256, 256]}),
     "vae_gan": ("vae_gan", {"discriminator_filters": [16, 32, 64]}),
 }
-NETWORK = {"filters": [16, 32], "dense_units": 128}  # as configs/sprites_quick.yaml
+NETWORK = {"filters": [16, 32], "dense_units": 128, "upsampling": "depth_to_space"}  # as configs/sprites_quick.yaml
 LATENT_DIMS = {"sprites": 10, "mnist": 16}
 MNIST_TRAIN = 8000  # of the 10,000 shared test images; the rest are the held-out reference
 
@@ -44,7 +44,7 @@ def load_data(dataset, data_dir, count):
     return train, reference
 
 
-def train_model(variant, dataset, train_images, steps, batch_size, seed):
+def train_model(variant, dataset, train_images, steps, batch_size, seed, learning_rate):
     """A small conv model of ``variant`` trained for ``steps`` steps; returns ``(model, seconds)``."""
     import keras
     import tensorflow as tf
@@ -55,7 +55,7 @@ def train_model(variant, dataset, train_images, steps, batch_size, seed):
     kind, options = VARIANTS[variant]
     model = keras_vae.build_vae(train_images.shape[1:], LATENT_DIMS[dataset], "conv", "bernoulli", kind, seed=seed,
                                 **NETWORK, **options)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     data = (tf.data.Dataset.from_tensor_slices(train_images).shuffle(len(train_images), seed=seed).repeat()
             .batch(batch_size, drop_remainder=True))
     start = time.monotonic()
@@ -63,13 +63,13 @@ def train_model(variant, dataset, train_images, steps, batch_size, seed):
     return model, time.monotonic() - start
 
 
-def score_model(model, extractor, train_images, reference, num_samples, seed):
+def score_model(model, extractor, train_images, reference, num_samples, seed, gmm_components):
     """``{"prior": scores, "gmm": scores}``: samples of each sampler against ``reference``."""
     import numpy as np
 
     from keras_vae.sample_quality import sample_quality
 
-    model.fit_sampler(train_images[:5000], kind="gmm", num_components=10, seed=seed)
+    model.fit_sampler(train_images[:5000], kind="gmm", num_components=gmm_components, seed=seed)
     return {sampler: sample_quality(extractor, reference, np.asarray(model.sample(num_samples, seed=seed,
                                                                                   sampler=sampler)))
             for sampler in ("prior", "gmm")}
@@ -86,9 +86,10 @@ def run_dataset(dataset, args):
              **sample_quality(extractor, reference, train_images[:args.num_samples])}]
     steps = getattr(args, f"{dataset}_steps")
     for variant in args.variants:
-        model, seconds = train_model(variant, dataset, train_images, steps, args.batch_size, args.seed)
+        model, seconds = train_model(variant, dataset, train_images, steps, args.batch_size, args.seed,
+                                     args.learning_rate)
         for sampler, scores in score_model(model, extractor, train_images, reference, args.num_samples,
-                                           args.seed).items():
+                                           args.seed, args.gmm_components).items():
             rows.append({"dataset": dataset, "model": variant, "sampler": sampler, "steps": steps,
                          "train_seconds": round(seconds, 1), **scores})
             print(format_row(rows[-1]), flush=True)
@@ -107,6 +108,8 @@ def main(argv=None):
     parser.add_argument("--sprites-steps", type=int, default=250, help="training steps per sprites model")
     parser.add_argument("--mnist-steps", type=int, default=1000, help="training steps per MNIST model")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--gmm-components", type=int, default=10, help="components of the gmm sampler")
     parser.add_argument("--num-samples", type=int, default=1000, help="generated and held-out images scored")
     parser.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     parser.add_argument("--seed", type=int, default=0)
@@ -127,7 +130,8 @@ def main(argv=None):
     write_result(args.out, {
         "benchmark": "sample_quality", "machine": machine(), "seconds": round(time.monotonic() - start, 1),
         "budget": {"steps": {"sprites": args.sprites_steps, "mnist": args.mnist_steps},
-                   "batch_size": args.batch_size, "num_samples": args.num_samples,
+                   "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                   "gmm_components": args.gmm_components, "num_samples": args.num_samples,
                    "network": NETWORK, "latent_dims": LATENT_DIMS, "variants": VARIANTS},
         "feature_networks": networks, "rows": rows,
     })

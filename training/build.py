@@ -8,6 +8,7 @@ Example:
 """
 
 import dataclasses
+import math
 import os
 
 # names.OPTIMIZERS -> class name; "adam" is Keras' Adam with fused per-variable updates (`keras_vae.FusedAdam`)
@@ -94,10 +95,24 @@ def make_optimizer(config):
     ema = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
     class_name = OPTIMIZER_CLASSES[config.optimizer]
     optimizer_class = getattr(keras_vae, class_name, None) or getattr(keras.optimizers, class_name)
-    inner = optimizer_class(learning_rate=config.learning_rate, clipnorm=config.clipnorm, **ema)
+    learning_rate = config.learning_rate
+    if config.learning_rate_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, training_steps(config))
+    inner = optimizer_class(learning_rate=learning_rate, clipnorm=config.clipnorm, **ema)
     if config.precision == "mixed_float16":
         return keras.optimizers.LossScaleOptimizer(inner)
     return keras_vae.NonFiniteSkipping(inner)
+
+
+def training_steps(config):
+    """The optimizer steps of the whole run: ``epochs`` times ``steps_per_epoch``, or the batches of one pass over
+    the train split (the last, partial batch included) when ``steps_per_epoch`` is not set."""
+    if config.steps_per_epoch:
+        return config.epochs * config.steps_per_epoch
+    from keras_vae.training.data import dataset_info
+
+    train_size = dataset_info(config.dataset, config.data_dir).split_sizes["train"]
+    return config.epochs * math.ceil(train_size / config.batch_size)
 
 
 def load_initial_weights(model, path):

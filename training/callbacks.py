@@ -207,6 +207,10 @@ class EpochCommit(keras.callbacks.Callback):
         self.backup, self.best, self.run_dir = backup, best, run_dir
 
     def on_epoch_end(self, epoch, logs=None):
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)  # NonFiniteSkipping's
+        if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            # As ReduceLROnPlateau logs it: the rate the schedule gives after this epoch's last step.
+            logs = {**(logs or {}), "learning_rate": float(optimizer.learning_rate)}
         records = {"history_row": history_row(epoch, logs), "best": None}
         if self.best.candidate:
             records["best"] = {"file": os.path.basename(self.best.candidate),

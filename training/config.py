@@ -59,6 +59,9 @@ class TrainConfig:
     batch_size: int = 64  # global: split across replicas and workers
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    # constant, or cosine: from learning_rate down to 0 over the run's epochs * steps_per_epoch steps
+    # (keras.optimizers.schedules.CosineDecay; a resumed run continues it from the optimizer's step count)
+    learning_rate_schedule: str = "constant"
     clipnorm: typing.Optional[float] = None
     init_weights: typing.Optional[str] = None  # start from these weights: a .keras file or a run directory's best
     # Keep an exponential moving average of the weights (the optimizer's use_ema) with this momentum, e.g. 0.999;
@@ -109,7 +112,7 @@ class TrainConfig:
             "architecture": model_names.ARCHITECTURES, "variant": tuple(model_names.VARIANTS),
             "likelihood": model_names.LIKELIHOODS, "prior": model_names.PRIORS, "strategy": names.STRATEGIES,
             "precision": names.PRECISIONS, "nan_policy": names.NAN_POLICIES, "optimizer": names.OPTIMIZERS,
-            "eval_split": names.SPLITS,
+            "eval_split": names.SPLITS, "learning_rate_schedule": names.LEARNING_RATE_SCHEDULES,
         }
         for key, values in choices.items():
             model_names.check_choice(key, getattr(self, key), values)
@@ -137,6 +140,9 @@ class TrainConfig:
             _at_least(name, getattr(self, name), 0.0)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.learning_rate_schedule != "constant" and self.reduce_lr_patience is not None:
+            raise ValueError(f"learning_rate_schedule {self.learning_rate_schedule!r} and reduce_lr_patience both set "
+                             "the learning rate: use one of them.")
         if not 0 < self.reduce_lr_factor < 1:
             raise ValueError(f"reduce_lr_factor must be in (0, 1), got {self.reduce_lr_factor}.")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:

@@ -14,6 +14,7 @@ STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NAN_POLICIES = ("skip", "stop")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 SPLITS = ("train", "valid", "test")
 # dataset -> the feature network of its sample-quality metric (keras_vae.training.feature_networks)
 FEATURE_NETWORKS = {"mnist": "mnist", "binarized_mnist": "mnist", "sprites": "sprites"}

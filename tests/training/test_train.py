@@ -243,6 +243,21 @@ def test_reduce_lr_on_plateau_lowers_the_learning_rate(tmp_path):
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-9)
 
 
+def test_cosine_schedule_decays_to_zero_over_the_run(tmp_path):
+    train(_config(tmp_path, epochs=4, steps_per_epoch=2, learning_rate=0.01, learning_rate_schedule="cosine"))
+    with open(os.path.join(tmp_path, "run", "history.csv")) as f:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
+    # The rate after epoch e (2e steps of the run's 8): half a cosine from 0.01 down to 0.
+    want = [0.005 * (1 + np.cos(np.pi * 2 * e / 8)) for e in range(1, 5)]
+    np.testing.assert_allclose(rates, want, rtol=1e-4, atol=1e-9)
+    # Without steps_per_epoch the run's length is one pass over the train split per epoch.
+    from keras_vae.training.build import training_steps
+    from keras_vae.training.data import dataset_info
+
+    config = _config(tmp_path, epochs=3, steps_per_epoch=None, batch_size=64, learning_rate_schedule="cosine")
+    assert training_steps(config) == 3 * -(-dataset_info("sprites").split_sizes["train"] // 64)
+
+
 def test_warm_start_from_init_weights_and_its_errors(tmp_path):
     first, _ = train(_config(tmp_path, epochs=2, steps_per_epoch=2, run_dir=str(tmp_path / "first")))
     best = keras_vae.load_vae(tmp_path / "first" / "best.keras")

@@ -9,7 +9,7 @@ Peers, written from their published network descriptions:
   loop on 2 threads (``torch-mlp-1t``: 1 thread), when ``--torch-python`` can import torch (never a
   dependency); against ``project-mlp``.
 - this project also with ``compile(steps_per_execution=20)`` (``*-spe20``) and ``jit_compile=True``
-  (``project-conv-jit``). This project's cases train with `keras_vae.FusedAdam` (what ``keras-vae train``
+  (``project-conv-jit``, ``project-mlp-jit*``). This project's cases train with `keras_vae.FusedAdam` (what ``keras-vae train``
   uses for ``optimizer: adam``); ``project-mlp-keras-adam`` with Keras' own Adam, for the A/B of the two.
 - ``*-bf16*``: this project under Keras' ``mixed_bfloat16`` policy (float32 variables, bfloat16 compute).
 - ``keras-io-mlp``: the keras.io example's model and ``train_step`` with the pytorch/examples network, to
@@ -60,6 +60,8 @@ CASES = {
     "project-conv-bf16-spe20": "keras-io",
     "project-mlp-bf16": "torch-mlp",
     "project-mlp-bf16-spe20": "torch-mlp",
+    "project-mlp-jit": "torch-mlp",  # XLA (`--jit-compile`, allowed for the MLP on CPU)
+    "project-mlp-jit-spe20": "torch-mlp",
 }
 
 
@@ -213,7 +215,7 @@ def keras_worker(case, images):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = keras_io_vae("mlp" if case == "keras-io-mlp" else "conv") if case.startswith("keras-io") else project_vae(case)
     compile_args = {"steps_per_execution": 20} if case.endswith("spe20") else {}
-    if case.endswith("-jit"):
+    if "-jit" in case:
         compile_args["jit_compile"] = True  # otherwise Keras' default ("auto": no XLA on CPU), as the example
     if case.startswith("keras-io") or case.endswith("-keras-adam"):
         optimizer = keras.optimizers.Adam(1e-3)

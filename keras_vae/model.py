@@ -27,7 +27,7 @@ from keras_vae.adversaries import get_adversary
 from keras_vae.conditioning import Condition
 from keras_vae.likelihoods import get_likelihood
 from keras_vae.objectives import get_objective
-from keras_vae.optimizers import NonFiniteSkipping
+from keras_vae.optimizers import NonFiniteSkipping, all_finite
 from keras_vae.posteriors import get_posterior
 from keras_vae.priors import get_prior
 from keras_vae.samplers import get_sampler
@@ -761,14 +761,20 @@ def _skip_nonfinite_everywhere(grads, terms):
     gradient on any replica turns all gradients to NaN (every replica skips), and the step's terms get
     weight 0. Returns ``(grads, terms, finite)`` with ``finite`` 1.0 or 0.0.
     """
-    local_finite = tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(t)) for t in [*terms.values(), *grads] if t is not None]
-    )
-    num_bad = 1.0 - tf.cast(local_finite, tf.float32)
+    num_bad = 1.0 - tf.cast(all_finite([*terms.values(), *grads]), tf.float32)
     ctx = tf.distribute.get_replica_context()
     if ctx is not None and ctx.num_replicas_in_sync > 1:
         num_bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, num_bad)
     finite = tf.equal(num_bad, 0.0)
-    grads = [g if g is None else tf.where(finite, g, tf.constant(float("nan"), g.dtype)) for g in grads]
+    present = [i for i, g in enumerate(grads) if g is not None]
+    # A cond, not a select per gradient: a finite step passes its gradients on without touching them.
+    chosen = tf.cond(
+        finite,
+        lambda: [tf.identity(grads[i]) for i in present],
+        lambda: [tf.fill(tf.shape(grads[i]), tf.constant(float("nan"), grads[i].dtype)) for i in present],
+    )
+    grads = list(grads)
+    for i, g in zip(present, chosen):
+        grads[i] = g
     terms = {k: tf.where(finite, v, tf.zeros_like(v)) for k, v in terms.items()}
     return grads, terms, tf.cast(finite, tf.float32)

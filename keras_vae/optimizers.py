@@ -16,6 +16,29 @@ Example:
 """
 
 import keras
+import tensorflow as tf
+
+
+def all_finite(tensors):
+    """A boolean scalar: True when no element of ``tensors`` (a list; None entries are ignored) is NaN or ±Inf.
+
+    One sum per tensor is tested first: a NaN or an infinity anywhere makes its tensor's sum NaN or infinite, so
+    finite sums prove every element finite. Only when a sum is not finite (a non-finite element, or finite
+    values whose sum overflowed) does the element-wise test run, so the answer is exact. On a training step's
+    gradients this reads each tensor once instead of writing and reading a boolean copy of it.
+
+    >>> all_finite([tf.constant([1.0, 3e38, 3e38])])    # the sum overflows, the elements are finite
+    <tf.Tensor: shape=(), dtype=bool, numpy=True>
+    """
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return tf.constant(True)
+    sums = tf.stack([tf.cast(tf.reduce_sum(t), tf.float32) for t in tensors])
+    return tf.cond(
+        tf.reduce_all(tf.math.is_finite(sums)),
+        lambda: tf.constant(True),
+        lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]),
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -23,13 +46,23 @@ class NonFiniteSkipping(keras.optimizers.LossScaleOptimizer):
     """A `LossScaleOptimizer` with the scale fixed at 1: it only skips updates with non-finite gradients.
 
     The skip reuses the loss-scale optimizer's cross-replica logic, which applies or skips an update on
-    every replica alike. A skipped step does not advance ``iterations``.
+    every replica alike. A skipped step does not advance ``iterations``. With the scale fixed at 1 there is
+    nothing to scale, unscale or count, so those per-step ops (a pass over every gradient) are left out.
     """
 
     def __init__(self, inner_optimizer, name=None, **kwargs):
         kwargs.pop("initial_scale", None)
         kwargs.pop("dynamic_growth_steps", None)
         super().__init__(inner_optimizer, initial_scale=1.0, dynamic_growth_steps=2**31 - 1, name=name, **kwargs)
+
+    def scale_loss(self, loss):
+        return loss
+
+    def check_finite(self, grads):
+        return all_finite(grads)
+
+    def _stateful_handle_finite_grads(self, grads, trainable_variables):
+        self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
 
     def _stateful_handle_non_finite_grads(self):
         self.step_counter.assign(0)  # the scale stays 1: float32 training needs no scaling

@@ -111,3 +111,33 @@ def test_a_vae_keeps_fused_adam_inside_its_guard(tmp_path):
     assert isinstance(loaded.optimizer.inner_optimizer, keras_vae.FusedAdam)
     assert _max_diff([np.asarray(v) for v in loaded.optimizer.variables],
                      [np.asarray(v) for v in vae.optimizer.variables]) == 0
+
+
+@pytest.mark.parametrize("values, want", [
+    ([1.0, 2.0], True),
+    ([3e38, 3e38, -1.0], True),  # the sum overflows to inf, every element is finite
+    ([1.0, float("nan")], False),
+    ([float("inf"), 1.0], False),
+    ([float("inf"), float("-inf")], False),  # the sum is NaN
+    ([-3e38, float("-inf")], False),
+])
+def test_all_finite_is_exact_in_and_out_of_a_graph(values, want):
+    from keras_vae.optimizers import all_finite
+
+    tensors = [tf.constant([[0.5]]), tf.constant(values), None]
+    assert bool(all_finite(tensors)) is want
+    assert bool(tf.function(all_finite)(tensors)) is want
+
+
+def test_non_finite_skipping_applies_a_finite_step_unchanged_and_skips_a_non_finite_one():
+    # The skipping wrapper around SGD(1.0) must move a variable exactly as SGD alone does (no scaling left in
+    # the path), and leave it and the step count alone when a gradient is not finite.
+    variable = keras.Variable([1.0, 2.0])
+    optimizer = keras_vae.NonFiniteSkipping(keras.optimizers.SGD(1.0))
+    optimizer.apply_gradients([(tf.constant([0.25, -0.5]), variable)])
+    np.testing.assert_array_equal(variable.numpy(), [0.75, 2.5])
+    assert int(optimizer.iterations) == 1
+    optimizer.apply_gradients([(tf.constant([0.25, float("nan")]), variable)])
+    np.testing.assert_array_equal(variable.numpy(), [0.75, 2.5])
+    assert int(optimizer.iterations) == 1
+    assert float(optimizer.scale_loss(tf.constant(3.0))) == 3.0

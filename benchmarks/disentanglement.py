@@ -1,7 +1,8 @@
 """Disentanglement of VAE, beta-VAE, beta-TCVAE and FactorVAE on the sprites grid (dSprites factors).
 
-Trains each model for ``--steps`` steps on the sprites train split (the same MLP networks, 4096-512-256
-as in Chen et al.'s dSprites setup but narrower, latent size, batch and seed), then measures on images rendered from uniformly drawn factors:
+Trains each model for ``--steps`` steps on the sprites train split (the same networks for every model: an MLP
+4096-512-256 as in Chen et al.'s dSprites setup but narrower, or with ``--architecture conv`` four stride-2
+convolutions and a depth-to-space decoder; latent size, batch and seed), then measures on images rendered from uniformly drawn factors:
 MIG (``--mig-examples`` codes) and the FactorVAE score (``--votes`` votes of ``--vote-batch``
 images each, split 60/40 between fitting and scoring the majority-vote classifier). Prints a table
 and writes JSON under benchmarks/results/.
@@ -40,7 +41,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--steps", type=int, default=2000, help="training steps per model")
+    parser.add_argument("--architecture", default="mlp", choices=("mlp", "conv"))
     parser.add_argument("--hidden-units", type=int, nargs="+", default=[512, 256], help="MLP encoder widths")
+    parser.add_argument("--filters", type=int, nargs="+", default=[32, 32, 64, 64],
+                        help="conv: one stride-2 convolution per entry (Burgess et al.'s dSprites encoder widths)")
+    parser.add_argument("--dense-units", type=int, default=256, help="conv: the dense layer's width")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=10)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -75,9 +80,18 @@ def model_options(name, args):
 
 
 def run_name(name, args):
-    """The files' name of a model: ``beta_tcvae``, or ``beta_tcvae-beta10`` for an overridden weight."""
+    """The files' name of a model: ``beta_tcvae``, ``beta_tcvae-beta10`` for an overridden weight, ``-conv`` for
+    the convolutional networks."""
     changed = [f"{w}{v:g}" for w, v in model_options(name, args).items() if w != "variant" and v != MODELS[name][w]]
-    return "-".join([name, *changed])
+    return "-".join([name, *changed, *(["conv"] if args.architecture == "conv" else [])])
+
+
+def network_options(args):
+    """`build_vae`'s architecture and network options."""
+    if args.architecture == "conv":
+        return {"architecture": "conv", "filters": tuple(args.filters), "dense_units": args.dense_units,
+                "upsampling": "depth_to_space"}
+    return {"architecture": "mlp", "hidden_units": tuple(args.hidden_units)}
 
 
 def representation(vae, render_sprites, chunk=500):
@@ -96,7 +110,10 @@ def representation(vae, render_sprites, chunk=500):
 def _settings(name, args):
     """What a saved model must have been trained with to be reused."""
     keep = ("batch_size", "latent_dim", "learning_rate", "hidden_units", "seed")
-    return {"model": name, "options": model_options(name, args), **{k: getattr(args, k) for k in keep}}
+    settings = {"model": name, "options": model_options(name, args), **{k: getattr(args, k) for k in keep}}
+    if args.architecture == "conv":  # MLP runs keep the settings of earlier versions, so their saves resume
+        settings.update(architecture="conv", filters=list(args.filters), dense_units=args.dense_units)
+    return settings
 
 
 def _save_atomically(write, path):
@@ -138,8 +155,8 @@ def _train(name, args, info):
         variant = options.pop("variant")
         if variant == "beta_tcvae":
             options["dataset_size"] = info.split_sizes["train"]
-        vae = keras_vae.build_vae(info.image_shape, args.latent_dim, architecture="mlp", variant=variant,
-                                  hidden_units=tuple(args.hidden_units), seed=args.seed, **options)
+        vae = keras_vae.build_vae(info.image_shape, args.latent_dim, variant=variant, seed=args.seed,
+                                  **network_options(args), **options)
         vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     # A resumed run shuffles the training split with another seed (it cannot restore the stream's position).
     train = get_dataset("sprites", "train", batch_size=args.batch_size, shuffle=True,

@@ -171,8 +171,10 @@ def _train(name, args, info):
         state["train_last"] = {k: float(v[-1]) for k, v in history.items()}
         _save_atomically(vae.save, model_path)
         _save_json(state, state_path)
-        print(f"{name}: step {state['steps']}/{args.steps}, loss {state['train_last'].get('loss', float('nan')):.1f}",
-              file=sys.stderr)
+        # The -ELBO too: beta-TCVAE's loss carries its minibatch-weighted TC estimate's large offset.
+        last = state["train_last"]
+        print(f"{name}: step {state['steps']}/{args.steps}, loss {last.get('loss', float('nan')):.1f}, "
+              f"-ELBO {-last.get('elbo', float('nan')):.1f}", file=sys.stderr)
     return vae, state
 
 

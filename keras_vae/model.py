@@ -766,15 +766,11 @@ def _skip_nonfinite_everywhere(grads, terms):
     if ctx is not None and ctx.num_replicas_in_sync > 1:
         num_bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, num_bad)
     finite = tf.equal(num_bad, 0.0)
-    present = [i for i, g in enumerate(grads) if g is not None]
     # A cond, not a select per gradient: a finite step passes its gradients on without touching them.
-    chosen = tf.cond(
+    grads = tf.cond(
         finite,
-        lambda: [tf.identity(grads[i]) for i in present],
-        lambda: [tf.fill(tf.shape(grads[i]), tf.constant(float("nan"), grads[i].dtype)) for i in present],
+        lambda: list(grads),
+        lambda: [None if g is None else tf.fill(tf.shape(g), tf.constant(float("nan"), g.dtype)) for g in grads],
     )
-    grads = list(grads)
-    for i, g in zip(present, chosen):
-        grads[i] = g
     terms = {k: tf.where(finite, v, tf.zeros_like(v)) for k, v in terms.items()}
     return grads, terms, tf.cast(finite, tf.float32)

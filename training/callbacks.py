@@ -207,16 +207,21 @@ class EpochCommit(keras.callbacks.Callback):
         self.backup, self.best, self.run_dir = backup, best, run_dir
 
     def on_epoch_end(self, epoch, logs=None):
-        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)  # NonFiniteSkipping's
-        if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-            # As ReduceLROnPlateau logs it: the rate the schedule gives after this epoch's last step.
-            logs = {**(logs or {}), "learning_rate": float(optimizer.learning_rate)}
         records = {"history_row": history_row(epoch, logs), "best": None}
         if self.best.candidate:
             records["best"] = {"file": os.path.basename(self.best.candidate),
                                "sha256": file_digest(self.best.candidate)}
         self.backup.commit_epoch(records)
         apply_epoch_records(self.run_dir, records)
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds the optimizer's learning rate to an epoch's logs, as ReduceLROnPlateau does (list it before
+    `EpochCommit`, which records the logs in history.csv): for a schedule, the rate after the epoch's last step."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
 
 class ImageGrids(keras.callbacks.Callback):

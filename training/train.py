@@ -116,7 +116,8 @@ def _run_callbacks(config, model, run_dir, write_dir, chief, guard):
     import keras
 
     from keras_vae.training import data
-    from keras_vae.training.callbacks import AveragedWeights, BestCandidate, EpochCommit, ImageGrids, RunBackup, TimeLimit
+    from keras_vae.training.callbacks import (AveragedWeights, BestCandidate, EpochCommit, ImageGrids,
+                                              LearningRateLog, RunBackup, TimeLimit)
 
     monitor, mode = selection_metric(config)
     images, labels = data.load_examples(config.dataset, "valid", config.data_dir, count=config.image_grid_size,
@@ -136,6 +137,7 @@ def _run_callbacks(config, model, run_dir, write_dir, chief, guard):
             monitor=monitor, mode=mode, factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
             min_lr=config.learning_rate / 100, verbose=1 if chief else 0,
         )] if config.reduce_lr_patience else []),
+        *([LearningRateLog()] if config.learning_rate_schedule != "constant" else []),  # before the commit
         keras.callbacks.TensorBoard(os.path.join(write_dir, "logs")),
         ImageGrids(os.path.join(write_dir, "logs"), images, labels, seed=config.seed),
         EpochCommit(backup, best, write_dir),  # last: the epoch's backup, history row and best.keras together

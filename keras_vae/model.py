@@ -564,8 +564,7 @@ class VAE(keras.Model):
             loss = self._total_loss(terms, sample_weight)
             scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
         grads = tape.gradient(scaled_loss, variables)
-        grads, checked, finite = _skip_nonfinite_everywhere(grads, self._metric_terms(terms))
-        self.optimizer.apply_gradients(zip(grads, variables))
+        checked, finite = _apply_unless_nonfinite(self.optimizer, grads, variables, self._metric_terms(terms))
         if self.adversary is not None:
             adversary_terms, adversary_finite = self._adversary_step(x, terms, sample_weight)
             checked.update(adversary_terms)
@@ -587,9 +586,7 @@ class VAE(keras.Model):
             loss = tf.nn.compute_average_loss(adversary_terms["discriminator_loss"], sample_weight=sample_weight)
             scaled_loss = self.adversary_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, variables)
-        grads, adversary_terms, finite = _skip_nonfinite_everywhere(grads, adversary_terms)
-        self.adversary_optimizer.apply_gradients(zip(grads, variables))
-        return adversary_terms, finite
+        return _apply_unless_nonfinite(self.adversary_optimizer, grads, variables, adversary_terms)
 
     def _metric_terms(self, terms):
         """The loss and the tracked terms (what the finiteness guard checks and the metrics read)."""
@@ -753,24 +750,30 @@ def check_data_range(images, likelihood):
                                  "likelihood='gaussian' for real-valued data.")
 
 
-def _skip_nonfinite_everywhere(grads, terms):
-    """Makes the optimizer's skip of a non-finite step global, and keeps the step out of the metrics.
+def _apply_unless_nonfinite(optimizer, grads, variables, terms):
+    """Applies ``grads`` unless a loss term or gradient is non-finite on any replica; keeps such a step out of
+    the metrics. Returns ``(terms, finite)``: the terms zeroed on a skipped step, ``finite`` 1.0 or 0.0.
 
     The loss-scale optimizer tests the gradients of the first replica only (before the all-reduce), so a
-    NaN on another replica would reach every replica's weights through the sum. A non-finite loss or
-    gradient on any replica turns all gradients to NaN (every replica skips), and the step's terms get
-    weight 0. Returns ``(grads, terms, finite)`` with ``finite`` 1.0 or 0.0.
+    NaN on another replica would reach every replica's weights through the sum: under several replicas a
+    non-finite step turns all gradients to NaN, so every replica skips. With one replica `NonFiniteSkipping`
+    takes the verdict as it is instead of testing the gradients a second time.
     """
-    num_bad = 1.0 - tf.cast(all_finite([*terms.values(), *grads]), tf.float32)
+    finite = all_finite([*terms.values(), *grads])
     ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        num_bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, num_bad)
-    finite = tf.equal(num_bad, 0.0)
-    # A cond, not a select per gradient: a finite step passes its gradients on without touching them.
-    grads = tf.cond(
-        finite,
-        lambda: list(grads),
-        lambda: [None if g is None else tf.fill(tf.shape(g), tf.constant(float("nan"), g.dtype)) for g in grads],
-    )
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if replicas > 1:
+        num_bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+        finite = tf.equal(num_bad, 0.0)
+    if replicas == 1 and isinstance(optimizer, NonFiniteSkipping):
+        optimizer.apply_with_verdict(grads, variables, finite)
+    else:
+        # A cond, not a select per gradient: a finite step passes its gradients on without touching them.
+        grads = tf.cond(
+            finite,
+            lambda: list(grads),
+            lambda: [None if g is None else tf.fill(tf.shape(g), tf.constant(float("nan"), g.dtype)) for g in grads],
+        )
+        optimizer.apply_gradients(zip(grads, variables))
     terms = {k: tf.where(finite, v, tf.zeros_like(v)) for k, v in terms.items()}
-    return grads, terms, tf.cast(finite, tf.float32)
+    return terms, tf.cast(finite, tf.float32)

@@ -54,12 +54,29 @@ class NonFiniteSkipping(keras.optimizers.LossScaleOptimizer):
         kwargs.pop("initial_scale", None)
         kwargs.pop("dynamic_growth_steps", None)
         super().__init__(inner_optimizer, initial_scale=1.0, dynamic_growth_steps=2**31 - 1, name=name, **kwargs)
+        self._verdict = None
 
     def scale_loss(self, loss):
         return loss
 
     def check_finite(self, grads):
-        return all_finite(grads)
+        return all_finite(grads) if self._verdict is None else self._verdict
+
+    def apply_with_verdict(self, grads, trainable_variables, finite):
+        """`apply`, skipping the update when ``finite`` (a boolean scalar the caller computed) is False, instead
+        of testing the gradients again: a caller that already tested them saves a pass over every gradient.
+
+        One replica only: under a multi-replica strategy each replica would hand over its own verdict tensor.
+        """
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            raise ValueError("apply_with_verdict runs with one replica; under a multi-replica strategy, make the "
+                             "gradients themselves non-finite on a skipped step and call apply.")
+        self._verdict = tf.convert_to_tensor(finite, tf.bool)
+        try:
+            self.apply(grads, trainable_variables)
+        finally:
+            self._verdict = None
 
     def _stateful_handle_finite_grads(self, grads, trainable_variables):
         self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)

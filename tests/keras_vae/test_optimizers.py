@@ -141,3 +141,40 @@ def test_non_finite_skipping_applies_a_finite_step_unchanged_and_skips_a_non_fin
     np.testing.assert_array_equal(variable.numpy(), [0.75, 2.5])
     assert int(optimizer.iterations) == 1
     assert float(optimizer.scale_loss(tf.constant(3.0))) == 3.0
+
+
+def test_non_finite_skipping_takes_the_callers_verdict_in_and_out_of_a_graph():
+    # The verdict alone decides: a finite gradient with verdict False is skipped (the gradients are not tested
+    # again), and the next plain apply tests the gradients itself once more.
+    variable = keras.Variable([1.0, 2.0])
+    optimizer = keras_vae.NonFiniteSkipping(keras.optimizers.SGD(1.0))
+    grad = tf.constant([0.25, -0.5])
+    optimizer.apply_with_verdict([grad], [variable], tf.constant(False))
+    np.testing.assert_array_equal(variable.numpy(), [1.0, 2.0])
+    assert int(optimizer.iterations) == 0
+
+    @tf.function
+    def step(g, verdict):
+        optimizer.apply_with_verdict([g], [variable], verdict)
+
+    step(grad, tf.constant(True))
+    np.testing.assert_array_equal(variable.numpy(), [0.75, 2.5])
+    step(grad, tf.constant(False))
+    np.testing.assert_array_equal(variable.numpy(), [0.75, 2.5])
+    assert int(optimizer.iterations) == 1
+    optimizer.apply_gradients([(tf.constant([float("inf"), 0.0]), variable)])
+    np.testing.assert_array_equal(variable.numpy(), [0.75, 2.5])
+
+
+def test_non_finite_skipping_refuses_a_verdict_under_several_replicas():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        variable = keras.Variable([1.0])
+        optimizer = keras_vae.NonFiniteSkipping(keras.optimizers.SGD(1.0))
+        optimizer.build([variable])
+
+    def step():
+        optimizer.apply_with_verdict([tf.constant([1.0])], [variable], tf.constant(True))
+
+    with pytest.raises(ValueError, match="one replica"):
+        strategy.run(tf.function(step))

@@ -38,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("models", nargs="+", help=".keras files of sprites models")
     parser.add_argument("--examples", type=int, default=1000, help="reconstructions and samples per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature (the spread of the prior, or of each gmm component)")
     parser.add_argument("--work-dir", default=os.path.join(RESULTS_DIR, "shape_fidelity"),
                         help="where the shape classifier is cached")
     parser.add_argument("--out", default=os.path.join(RESULTS_DIR, "shape_fidelity.json"))
@@ -126,7 +128,8 @@ def score_model(path, clf, factors, real, train_images, args):
         model.fit_sampler(train_images, kind="gmm", num_components=100, seed=args.seed)
     row["gmm_fitted_here"] = fitted_here
     for sampler in ("prior", "gmm"):
-        samples = np.asarray(model.sample(args.examples, seed=args.seed, sampler=sampler))
+        samples = np.asarray(model.sample(args.examples, seed=args.seed, sampler=sampler,
+                                          temperature=args.temperature))
         row[f"{sampler}_confident"] = split(*verdicts(clf, samples))
     return row
 

@@ -38,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("models", nargs="+", help=".keras files of sprites models")
     parser.add_argument("--examples", type=int, default=1000, help="reconstructions and samples per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gmm-components", type=int, default=100,
+                        help="components of the gmm fitted here to models that have none (make train: 100)")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="sampling temperature (the spread of the prior, or of each gmm component)")
     parser.add_argument("--work-dir", default=os.path.join(RESULTS_DIR, "shape_fidelity"),
@@ -125,7 +127,7 @@ def score_model(path, clf, factors, real, train_images, args):
     row = {"model": path, "reconstruction_accuracy": accuracy_by_shape(verdicts(clf, reconstructions)[0], factors[:, 0])}
     fitted_here = "gmm" not in getattr(model, "samplers", {})
     if fitted_here:
-        model.fit_sampler(train_images, kind="gmm", num_components=100, seed=args.seed)
+        model.fit_sampler(train_images, kind="gmm", num_components=args.gmm_components, seed=args.seed)
     row["gmm_fitted_here"] = fitted_here
     for sampler in ("prior", "gmm"):
         samples = np.asarray(model.sample(args.examples, seed=args.seed, sampler=sampler,

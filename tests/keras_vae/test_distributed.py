@@ -119,3 +119,26 @@ def test_variant_fits_under_mirrored_strategy(variant, small_images):
     assert history["elbo"][-1] > history["elbo"][0]
     moved = max(np.abs(w.numpy() - b).max() for w, b in zip(model.trainable_weights, before))
     assert moved > 1e-3
+
+
+@pytest.mark.parametrize("make_strategy", [lambda: tf.distribute.OneDeviceStrategy("/cpu:0"),
+                                           lambda: tf.distribute.MirroredStrategy(["/cpu:0"])],
+                         ids=["one_device", "mirrored_one_replica"])
+def test_a_non_finite_batch_is_skipped_under_a_one_replica_strategy(make_strategy):
+    # One replica takes the verdict path (NonFiniteSkipping.apply_with_verdict), which these strategies run
+    # through the loss-scale optimizer's merge call.
+    images = (np.random.default_rng(0).random((128, 28, 28, 1)) > 0.5).astype("float32")
+    strategy = make_strategy()
+    with strategy.scope():
+        vae = keras_vae.build_vae((28, 28, 1), 4, architecture="mlp", hidden_units=[32], seed=0)
+        vae.compile(optimizer=keras_vae.FusedAdam(1e-3))
+    vae.fit(tf.data.Dataset.from_tensor_slices(images).batch(64), epochs=1, verbose=0)
+    before = [v.numpy().copy() for v in vae.trainable_variables]
+    assert int(vae.optimizer.iterations.numpy()) == 2
+    nan_batches = tf.data.Dataset.from_tensor_slices(images).batch(64).map(lambda b: b * float("nan"))
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        history = vae.fit(nan_batches, epochs=1, verbose=0)
+    assert history.history["skipped_steps"] == [2.0]
+    assert int(vae.optimizer.iterations.numpy()) == 2
+    for old, new in zip(before, vae.trainable_variables):
+        np.testing.assert_array_equal(old, new.numpy())

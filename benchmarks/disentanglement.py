@@ -2,7 +2,8 @@
 
 Trains each model for ``--steps`` steps on the sprites train split (the same networks for every model: an MLP
 4096-512-256 as in Chen et al.'s dSprites setup but narrower, or with ``--architecture conv`` four stride-2
-convolutions and a depth-to-space decoder; latent size, batch and seed), then measures on images rendered from uniformly drawn factors:
+convolutions and a depth-to-space decoder, ``--upsampling spatial_broadcast`` for Watters et al.'s spatial broadcast
+decoder; latent size, batch and seed), then measures on images rendered from uniformly drawn factors:
 MIG (``--mig-examples`` codes) and the FactorVAE score (``--votes`` votes of ``--vote-batch``
 images each, split 60/40 between fitting and scoring the majority-vote classifier). Prints a table
 and writes JSON under benchmarks/results/.
@@ -46,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--filters", type=int, nargs="+", default=[32, 32, 64, 64],
                         help="conv: one stride-2 convolution per entry (Burgess et al.'s dSprites encoder widths)")
     parser.add_argument("--dense-units", type=int, default=256, help="conv: the dense layer's width")
+    parser.add_argument("--upsampling", default="depth_to_space", choices=("depth_to_space", "spatial_broadcast"),
+                        help="conv: the decoder (spatial_broadcast: Watters et al. 2019, its convolutions at half "
+                        "resolution have the --filters widths)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=10)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -83,14 +87,17 @@ def run_name(name, args):
     """The files' name of a model: ``beta_tcvae``, ``beta_tcvae-beta10`` for an overridden weight, ``-conv`` for
     the convolutional networks."""
     changed = [f"{w}{v:g}" for w, v in model_options(name, args).items() if w != "variant" and v != MODELS[name][w]]
-    return "-".join([name, *changed, *(["conv"] if args.architecture == "conv" else [])])
+    network = {"conv": ["conv"], "mlp": []}[args.architecture]
+    if args.architecture == "conv" and args.upsampling != "depth_to_space":
+        network.append(args.upsampling)
+    return "-".join([name, *changed, *network])
 
 
 def network_options(args):
     """`build_vae`'s architecture and network options."""
     if args.architecture == "conv":
         return {"architecture": "conv", "filters": tuple(args.filters), "dense_units": args.dense_units,
-                "upsampling": "depth_to_space"}
+                "upsampling": args.upsampling}
     return {"architecture": "mlp", "hidden_units": tuple(args.hidden_units)}
 
 
@@ -113,6 +120,8 @@ def _settings(name, args):
     settings = {"model": name, "options": model_options(name, args), **{k: getattr(args, k) for k in keep}}
     if args.architecture == "conv":  # MLP runs keep the settings of earlier versions, so their saves resume
         settings.update(architecture="conv", filters=list(args.filters), dense_units=args.dense_units)
+        if args.upsampling != "depth_to_space":  # earlier conv runs keep their settings too
+            settings["upsampling"] = args.upsampling
     return settings
 
 

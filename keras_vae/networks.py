@@ -15,6 +15,7 @@ TensorShape([2, 64, 64, 1])
 import math
 
 import keras
+import numpy as np
 
 
 def _check_image_shape(image_shape):
@@ -107,7 +108,7 @@ def conv_encoder(
     return keras.Sequential(layers, name=name)
 
 
-UPSAMPLING = ("transpose", "resize", "depth_to_space")
+UPSAMPLING = ("transpose", "resize", "depth_to_space", "spatial_broadcast")
 
 # Options only the decoder takes: `build_networks` keeps them from the encoder.
 DECODER_ONLY_OPTIONS = ("upsampling",)
@@ -147,6 +148,45 @@ class DepthToSpace(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
+@keras.saving.register_keras_serializable(package="keras_vae")
+class SpatialBroadcast(keras.layers.Layer):
+    """Tiles codes ``[batch, d]`` over a ``height x width`` grid and appends the pixel coordinates: ``[batch,
+    height, width, d + 2]`` (channels ``d`` and ``d + 1`` are x and y, from -1 to 1).
+
+    The start of the spatial broadcast decoder (Watters et al. 2019): convolutions that see a pixel's
+    coordinates beside the code can place a sprite by comparing the two, which favours codes with one
+    dimension per position axis. TFLite runs it with builtin ops (TILE, CONCATENATION).
+
+    Example:
+
+    >>> SpatialBroadcast(4, 6)(tf.zeros([2, 10])).shape
+    TensorShape([2, 4, 6, 12])
+    """
+
+    def __init__(self, height, width, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+        if min(self.height, self.width) < 1:
+            raise ValueError(f"height and width must be >= 1, got {height} x {width}")
+        ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, self.height), np.linspace(-1.0, 1.0, self.width), indexing="ij")
+        self._coordinates = np.stack([xs, ys], axis=-1)[np.newaxis].astype(np.float32)  # [1, H, W, 2]
+
+    def call(self, codes):
+        import tensorflow as tf  # the model library runs on the TensorFlow backend
+
+        batch = tf.shape(codes)[0]
+        tiled = tf.tile(codes[:, tf.newaxis, tf.newaxis, :], [1, self.height, self.width, 1])
+        coordinates = tf.tile(tf.constant(self._coordinates, dtype=codes.dtype), [batch, 1, 1, 1])
+        return tf.concat([tiled, coordinates], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        depth = input_shape[-1]
+        return (input_shape[0], self.height, self.width, None if depth is None else depth + 2)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
 def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
     """Layers that double the feature map ``len(filters)`` times and end in ``channels`` likelihood parameters.
 
@@ -155,6 +195,8 @@ def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
     ``"depth_to_space"``: a convolution at the low resolution to ``4 * f`` channels and `DepthToSpace` per
     further filter count ``f`` (the first one is the input's), the last of them straight to ``channels``
     parameters: no full-resolution feature map and about 70% of the default decoder's FLOPs on 28x28.
+    ``"spatial_broadcast"``: the layers after `SpatialBroadcast` (half the image's resolution): one stride-1
+    convolution per filter count, then one to ``4 * channels`` and `DepthToSpace` to the full resolution.
     """
     def conv(units, name=None, act=activation):
         return keras.layers.Conv2D(units, kernel_size, padding="same", activation=act, name=name)
@@ -171,6 +213,8 @@ def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
         for f in filters:
             layers += [keras.layers.UpSampling2D(2, interpolation="nearest"), conv(f)]
         return layers + [conv(channels, "likelihood_params", None)]
+    if upsampling == "spatial_broadcast":
+        return [conv(f) for f in filters] + [conv(4 * channels, "likelihood_params", None), DepthToSpace(2)]
     if upsampling != "depth_to_space":
         raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
     layers = []
@@ -188,7 +232,10 @@ def conv_decoder(
     It starts from a ``ceil(H / 2^n) x ceil(W / 2^n) x filters[0]`` feature map, doubles it ``n =
     len(filters)`` times and crops any excess so odd sizes (e.g. 28 with n=3) work. ``upsampling`` picks how
     (`_upsampling_layers`): ``"transpose"`` (default), ``"resize"`` or ``"depth_to_space"`` (the decoder
-    for devices: convolutions at low resolution and TFLite's DEPTH_TO_SPACE, no TRANSPOSE_CONV).
+    for devices: convolutions at low resolution and TFLite's DEPTH_TO_SPACE, no TRANSPOSE_CONV) or
+    ``"spatial_broadcast"`` (Watters et al. 2019: no dense layers; the code is tiled over a half-resolution grid
+    with the pixel coordinates, `SpatialBroadcast`, and ``filters`` are stride-1 convolutions there; for
+    disentangling position; ``dense_units`` is then the encoder's only).
 
     Example:
 
@@ -197,6 +244,11 @@ def conv_decoder(
     """
     image_shape = _check_image_shape(image_shape)
     height, width, channels = image_shape
+    if upsampling == "spatial_broadcast":
+        h0, w0 = math.ceil(height / 2), math.ceil(width / 2)
+        layers = [keras.Input(shape=(latent_dim,)), SpatialBroadcast(h0, w0)]
+        layers += _upsampling_layers(upsampling, tuple(filters), channels, kernel_size, activation)
+        return keras.Sequential(layers + _crop(h0 * 2 - height, w0 * 2 - width), name=name)
     factor = 2 ** len(filters)
     h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
     layers = [keras.Input(shape=(latent_dim,))]
@@ -207,10 +259,14 @@ def conv_decoder(
         keras.layers.Reshape((h0, w0, filters[0])),
     ]
     layers += _upsampling_layers(upsampling, tuple(filters), channels, kernel_size, activation)
-    extra_h, extra_w = h0 * factor - height, w0 * factor - width
-    if extra_h or extra_w:
-        layers.append(keras.layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))))
-    return keras.Sequential(layers, name=name)
+    return keras.Sequential(layers + _crop(h0 * factor - height, w0 * factor - width), name=name)
+
+
+def _crop(extra_h, extra_w):
+    """A centred crop of ``extra_h x extra_w`` excess pixels, or nothing."""
+    if not (extra_h or extra_w):
+        return []
+    return [keras.layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2)))]
 
 
 ARCHITECTURES = {"mlp": (mlp_encoder, mlp_decoder), "conv": (conv_encoder, conv_decoder)}

@@ -160,10 +160,11 @@ def test_files_without_fixed_batch_signatures_still_decode(vae, tmp_path, monkey
     np.testing.assert_allclose(model.decode(z), vae.decode(z), atol=1e-5)
 
 
-def test_the_device_decoder_converts_to_depth_to_space_without_transposed_convolutions(tmp_path, capfd):
+@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast"])
+def test_the_device_decoder_converts_to_depth_to_space_without_transposed_convolutions(tmp_path, capfd, upsampling):
     keras.utils.set_random_seed(0)
     encoder, decoder = build_networks("conv", (16, 16, 1), 4, 4, filters=(8, 16), dense_units=32,
-                                      upsampling="depth_to_space")
+                                      upsampling=upsampling)
     model = keras_vae.VAE(encoder, decoder, 4, seed=0)
     paths = convert_tflite(model, tmp_path, variants=("float32", "int8"))
     z = np.random.default_rng(5).standard_normal((64, 4)).astype(np.float32)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from keras_vae.networks import UPSAMPLING, DepthToSpace, build_networks, conv_decoder
+from keras_vae.networks import UPSAMPLING, DepthToSpace, SpatialBroadcast, build_networks, conv_decoder
 
 
 @pytest.mark.parametrize("upsampling", UPSAMPLING)
@@ -47,17 +47,40 @@ def test_build_networks_gives_the_upsampling_to_the_decoder_only():
     assert encoder.output_shape == (None, 8)
 
 
-def device_vae(shape=(16, 16, 1), latent_dim=4):
-    """A small conv VAE with the device decoder (built from the networks: `build_vae` option pending)."""
+def test_spatial_broadcast_tiles_the_code_beside_the_pixel_coordinates():
+    layer = SpatialBroadcast(3, 4)
+    codes = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    out = layer(codes).numpy()
+    assert out.shape == (2, 3, 4, 4) == layer.compute_output_shape((2, 3, 4, 2))
+    np.testing.assert_array_equal(out[1, :, :, :2], np.broadcast_to([3.0, 4.0], (3, 4, 2)))
+    np.testing.assert_allclose(out[0, 0, :, 2], np.linspace(-1, 1, 4))  # x runs along the columns
+    np.testing.assert_allclose(out[0, :, 0, 3], np.linspace(-1, 1, 3))  # y along the rows
+    np.testing.assert_array_equal(out[0, :, :, 2:], out[1, :, :, 2:])
+    restored = SpatialBroadcast.from_config(layer.get_config())
+    assert (restored.height, restored.width) == (3, 4)
+    with pytest.raises(ValueError, match="height and width must be >= 1"):
+        SpatialBroadcast(0, 4)
+
+
+def test_the_spatial_broadcast_decoder_has_no_dense_layer_and_works_at_half_resolution():
+    decoder = conv_decoder((28, 28, 1), 6, filters=(16, 8), dense_units=64, upsampling="spatial_broadcast")
+    assert not [layer for layer in decoder.layers if isinstance(layer, keras.layers.Dense)]
+    convs = [layer for layer in decoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [16, 8, 4] and convs[0].input.shape == (None, 14, 14, 8)
+
+
+def device_vae(shape=(16, 16, 1), latent_dim=4, upsampling="depth_to_space"):
+    """A small conv VAE with the device decoder or another decoder that ends in `DepthToSpace`."""
     encoder, decoder = build_networks("conv", shape, latent_dim, latent_dim, filters=(8, 16), dense_units=32,
-                                      upsampling="depth_to_space")
+                                      upsampling=upsampling)
     return keras_vae.VAE(encoder, decoder, latent_dim, seed=0)
 
 
-def test_a_vae_with_the_device_decoder_trains_and_round_trips_through_keras_files(tmp_path):
+@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast"])
+def test_a_vae_with_a_depth_to_space_decoder_trains_and_round_trips_through_keras_files(tmp_path, upsampling):
     keras.utils.set_random_seed(0)
     images = (np.random.default_rng(0).random((256, 16, 16, 1)) > 0.7).astype(np.float32)
-    model = device_vae()
+    model = device_vae(upsampling=upsampling)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = model.fit(images, batch_size=32, epochs=3, verbose=0)
     losses = history.history["loss"]

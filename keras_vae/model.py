@@ -342,6 +342,9 @@ class VAE(keras.Model):
         if not sampler.built:
             sampler.build((None, self.latent_dim))
         sampler.freeze()  # fitted after training: the model's fit never moves it
+        # Popped first: Keras' tracked dict keeps a replaced value's weights in the model's layers, and the
+        # saved file would then load the old sampler's weights under this name.
+        self.samplers.pop(name, None)
         self.samplers[name] = sampler
         return sampler
 

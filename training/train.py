@@ -170,6 +170,25 @@ def _fit_sampler(config, model, with_labels):
                       **config.fit_sampler_options)
 
 
+def _fit_sampler_into_best(config, model, run_dir, with_labels):
+    """best.keras carries the run's sampler too: the final model's when their weights are the same, else one
+    fitted to best.keras' own codes (a sampler fits the codes of the encoder it was fitted with)."""
+    import numpy as np
+
+    from keras_vae.saving import load_vae
+
+    path = os.path.join(run_dir, files.BEST_FILE)
+    if not os.path.isfile(path):
+        return
+    best = load_vae(path)
+    pairs = list(zip(best.trainable_variables, model.trainable_variables))
+    if len(pairs) == len(model.trainable_variables) and all(np.array_equal(a, b) for a, b in pairs):
+        best = model
+    else:
+        _fit_sampler(config, best, with_labels)
+    files.atomic_write(path, best.save)
+
+
 def _sample_quality(config, model):
     """Fréchet distance, precision and recall of samples from the prior and from ``config.fit_sampler``."""
     from keras_vae.training.evaluate import evaluate_sample_quality
@@ -248,6 +267,8 @@ def train(config, train_data=None, callbacks=()):
     if config.fit_sampler:
         _fit_sampler(config, model, with_labels)
     files.atomic_write(os.path.join(write_dir, files.MODEL_FILE), model.save)
+    if chief and config.fit_sampler:
+        _fit_sampler_into_best(config, model, run_dir, with_labels)
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return model, {}

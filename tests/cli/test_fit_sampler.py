@@ -141,3 +141,27 @@ def test_sample_quality_of_a_conditional_model_draws_with_the_reference_labels(t
 
     _, reference_labels = load_examples("sprites", "valid", count=30, with_labels=True)
     np.testing.assert_array_equal(np.concatenate(seen), reference_labels)
+
+
+def test_best_keras_carries_the_sampler_fitted_to_its_own_codes(run_dir, tmp_path):
+    from keras_vae.training import train as train_module
+    from keras_vae.training.config import load_config
+
+    # One epoch: best.keras holds the final weights, so it carries the final model's sampler.
+    final, best = keras_vae.load_vae(run_dir), keras_vae.load_vae(os.path.join(run_dir, "best.keras"))
+    for a, b in zip(final.sampler("gmm").weights, best.sampler("gmm").weights):
+        np.testing.assert_array_equal(a, b)
+    # Other weights in best.keras (as when an earlier epoch was best): its sampler is fitted to its own codes.
+    run = tmp_path / "run"
+    os.makedirs(run)
+    config = load_config(os.path.join(run_dir, "config.yaml"))
+    other = keras_vae.load_vae(os.path.join(run_dir, "best.keras"))
+    for variable in other.encoder.trainable_variables:
+        variable.assign(variable + 0.5)
+    other.save(str(run / "best.keras"))
+    train_module._fit_sampler_into_best(config, final, str(run), with_labels=False)
+    refitted = keras_vae.load_vae(str(run / "best.keras"))
+    means = [np.asarray(w) for w in refitted.sampler("gmm").weights]
+    assert any(not np.allclose(a, b) for a, b in zip(means, final.sampler("gmm").weights))
+    np.testing.assert_array_equal(refitted.encoder.get_weights()[0], other.encoder.get_weights()[0])
+    assert not [f for f in os.listdir(run) if f.startswith(".tmp-")]

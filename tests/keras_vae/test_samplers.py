@@ -78,6 +78,21 @@ def test_samplers_are_saved_with_the_model(trained, tmp_path):
         assert not loaded.sampler(name).trainable_variables  # kept frozen: the model's fit never moves it
 
 
+@pytest.mark.parametrize("reload_first", [False, True])
+def test_a_sampler_refitted_under_its_name_is_the_one_saved(trained, tmp_path, reload_first):
+    vae, images = trained
+    vae.fit_sampler(images[:200], kind="gmm", name="refit", num_components=2)
+    if reload_first:  # as `keras-vae fit-sampler` does: a loaded model that already has the sampler
+        vae.save(str(tmp_path / "first.keras"))
+        vae = keras_vae.load_vae(str(tmp_path / "first.keras"))
+    refitted = vae.fit_sampler(images, kind="gmm", name="refit", num_components=4, seed=1)
+    vae.save(str(tmp_path / "vae.keras"))
+    loaded = keras_vae.load_vae(str(tmp_path / "vae.keras")).sampler("refit")
+    assert loaded.num_components == 4
+    for saved, fitted in zip(loaded.weights, refitted.weights):
+        np.testing.assert_array_equal(saved, fitted)
+
+
 def test_a_sampler_of_a_model_with_another_latent_size_is_refused(trained):
     vae, images = trained
     fitted = vae.fit_sampler(images, kind="gmm", num_components=2)

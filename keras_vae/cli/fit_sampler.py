@@ -2,7 +2,8 @@
 
 The sampler (`keras_vae.samplers`: ``gmm``, a Gaussian mixture fitted by EM; ``two_stage``, a second small
 VAE on the codes) is fitted to the posterior means of the run's training split and kept in the model file,
-which is rewritten atomically (readers see the old or the new file). ``model.sample(n, sampler=NAME)`` and
+which is rewritten atomically (readers see the old or the new file); given a run directory, best.keras gets one
+fitted to its own codes too. ``model.sample(n, sampler=NAME)`` and
 ``keras-vae evaluate --sample-quality --sampler NAME`` then draw from it.
 
 Example:
@@ -10,6 +11,8 @@ Example:
     keras-vae fit-sampler runs/sprites --kind gmm --num-components 20 --examples 20000
     keras-vae fit-sampler model.keras --dataset mnist --data-dir ../shared/data --split test
 """
+
+import os
 
 DEFAULT_EXAMPLES = 10_000
 
@@ -79,7 +82,7 @@ def run_fit_sampler(args):
     import keras_vae
     from keras_vae.saving import resolve_model_path
     from keras_vae.training.data import load_examples
-    from keras_vae.training.run_dir import atomic_write
+    from keras_vae.training.run_dir import BEST_FILE, atomic_write
 
     model_path = resolve_model_path(args.model)
     dataset, data_dir = checked_dataset(args.model, args.dataset, args.data_dir)
@@ -91,7 +94,14 @@ def run_fit_sampler(args):
     replaced = name in model.samplers
     model.fit_sampler(images, labels, kind=args.kind, name=name, seed=args.seed, dataset=dataset, **options)
     atomic_write(model_path, model.save)
+    written = [model_path]
+    best_path = os.path.join(args.model, BEST_FILE)
+    if os.path.isdir(args.model) and os.path.isfile(best_path):  # a run's best.keras gets one of its own codes
+        best = keras_vae.load_vae(best_path)
+        best.fit_sampler(images, labels, kind=args.kind, name=name, seed=args.seed, dataset=dataset, **options)
+        atomic_write(best_path, best.save)
+        written.append(best_path)
     print(f"{'replaced' if replaced else 'added'} sampler {name!r} ({args.kind}, {options or 'default options'}) "
-          f"fitted to {len(images)} {args.split} codes of {dataset!r}; wrote {model_path}")
+          f"fitted to {len(images)} {args.split} codes of {dataset!r}; wrote {' and '.join(written)}")
     print(f"score its samples with: keras-vae evaluate {args.model} --sample-quality --sampler {name}")
     return 0

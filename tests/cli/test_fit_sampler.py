@@ -45,6 +45,8 @@ def test_fit_sampler_adds_a_sampler_and_rewrites_the_model_atomically(run_dir, c
     assert "added sampler 'gmm3'" in capsys.readouterr().out
     after = keras_vae.load_vae(run_dir)
     assert {"gmm", "gmm3"} <= set(after.samplers) and after.sampler("gmm3").num_components == 3
+    best = keras_vae.load_vae(os.path.join(run_dir, "best.keras"))
+    assert best.sampler("gmm3").num_components == 3  # a run directory's best.keras gets it too
     assert int(after.optimizer.iterations) == int(before.optimizer.iterations)  # optimizer state kept
     for a, b in zip(after.weights, before.weights):
         if not any(a is v for s in after.samplers.values() for v in s.weights):

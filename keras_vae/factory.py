@@ -86,7 +86,8 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
             (``feature_weight``, ``adversarial_weight``, ``discriminator_filters``).
         **options: network options (``hidden_units``, ``dropout``, ``gated`` for mlp; ``filters``,
             ``kernel_size``, ``dense_units``, ``upsampling`` ("transpose", "resize", "depth_to_space": the
-            decoder for devices, "spatial_broadcast": Watters et al.'s decoder) for conv; ``activation``) and the model's parts: ``prior`` (+
+            decoder for devices, "spatial_broadcast": Watters et al.'s decoder, "implicit": a `CoordinateMLP` of
+            ``render_units``) for conv; ``activation``) and the model's parts: ``prior`` (+
             ``prior_options``), ``posterior``, ``beta``, ``kl_warmup_steps``, ``free_bits``,
             ``iw_train_samples``, ``seed``, and a condition for any variant (``num_classes`` or ``label_dim``).
             `keras_vae.names` lists them; an unknown option is a ValueError naming it.

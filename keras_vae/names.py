@@ -28,7 +28,7 @@ SAMPLER_OPTIONS = {"gmm": ("num_components",), "two_stage": ("epochs",)}
 # Network options, per architecture (the decoder mirrors the encoder).
 NETWORK_OPTIONS = {
     "mlp": ("hidden_units", "dropout", "gated", "activation"),
-    "conv": ("filters", "kernel_size", "dense_units", "activation", "upsampling"),
+    "conv": ("filters", "kernel_size", "dense_units", "activation", "upsampling", "render_units"),
 }
 
 # Options every variant takes: the model's parts, its objective's weights, its condition.

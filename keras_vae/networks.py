@@ -108,10 +108,10 @@ def conv_encoder(
     return keras.Sequential(layers, name=name)
 
 
-UPSAMPLING = ("transpose", "resize", "depth_to_space", "spatial_broadcast")
+UPSAMPLING = ("transpose", "resize", "depth_to_space", "spatial_broadcast", "implicit")
 
 # Options only the decoder takes: `build_networks` keeps them from the encoder.
-DECODER_ONLY_OPTIONS = ("upsampling",)
+DECODER_ONLY_OPTIONS = ("upsampling", "render_units")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -187,6 +187,74 @@ class SpatialBroadcast(keras.layers.Layer):
         return {**super().get_config(), "height": self.height, "width": self.width}
 
 
+@keras.saving.register_keras_serializable(package="keras_vae")
+class CoordinateMLP(keras.layers.Layer):
+    """Codes ``[batch, d]`` to ``[batch, height, width, outputs]``: at every pixel an MLP of the pixel's (x, y) in
+    [-1, 1], whose first layer's weights and every layer's biases are computed from the code.
+
+    An implicit decoder (an occupancy function of the coordinates, as in Chen & Zhang 2019, with the code as a
+    hypernetwork's input): each first-layer unit is a half-plane whose direction and offset the code sets, so a
+    sprite's edges and corners are drawn directly at any angle instead of painted by upsampling convolutions.
+    ``code_units`` > 0 puts a dense ReLU layer between the code and those weights. TFLite runs it with builtin
+    ops (FULLY_CONNECTED, MUL, ADD).
+
+    Example:
+
+    >>> CoordinateMLP(32, 32, units=(64, 64), outputs=4)(tf.zeros([2, 10])).shape
+    TensorShape([2, 32, 32, 4])
+    """
+
+    # Scales the coordinates, so the code's half-plane directions sharpen edges at the same learning rate as
+    # the other weights (steeper logit ramps per pixel).
+    COORDINATE_SCALE = 4.0
+
+    def __init__(self, height, width, units=(64, 64), code_units=256, outputs=1, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+        self.units, self.code_units, self.outputs = tuple(int(u) for u in units), int(code_units), int(outputs)
+        if min(self.height, self.width) < 1:
+            raise ValueError(f"height and width must be >= 1, got {height} x {width}")
+        if not self.units or min(self.units) < 1 or self.code_units < 0 or self.outputs < 1:
+            raise ValueError(f"CoordinateMLP needs units >= 1 (at least one layer), code_units >= 0 and outputs >= 1; "
+                             f"got units={units}, code_units={code_units}, outputs={outputs}")
+        ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, self.height), np.linspace(-1.0, 1.0, self.width), indexing="ij")
+        self._coordinates = self.COORDINATE_SCALE * np.stack([xs, ys], axis=-1)[np.newaxis].astype(np.float32)
+        self.code_layer = keras.layers.Dense(self.code_units, activation="relu", name="code") if self.code_units else None
+        self.half_planes = keras.layers.Dense(3 * self.units[0], name="half_planes")
+        self.hidden = [keras.layers.Dense(u, name=f"hidden_{i}") for i, u in enumerate(self.units[1:])]
+        self.biases = [keras.layers.Dense(u, name=f"bias_{i}") for i, u in enumerate(self.units[1:])]
+        self.logits = keras.layers.Dense(self.outputs, name="logits")
+
+    def build(self, input_shape):
+        code_shape = (None, self.code_units) if self.code_layer else (None, input_shape[-1])
+        if self.code_layer:
+            self.code_layer.build((None, input_shape[-1]))
+        self.half_planes.build(code_shape)
+        for previous, hidden, bias in zip(self.units, self.hidden, self.biases):
+            hidden.build((None, previous))
+            bias.build(code_shape)
+        self.logits.build((None, self.units[-1]))
+
+    def call(self, codes):
+        import tensorflow as tf  # the model library runs on the TensorFlow backend
+
+        code = self.code_layer(codes) if self.code_layer else codes
+        x_weight, y_weight, offset = tf.split(self.half_planes(code), 3, axis=-1)  # [batch, units[0]] each
+        xy = tf.constant(self._coordinates, dtype=codes.dtype)
+        features = tf.nn.relu(xy[..., :1] * x_weight[:, None, None, :] + xy[..., 1:] * y_weight[:, None, None, :]
+                              + offset[:, None, None, :])
+        for hidden, bias in zip(self.hidden, self.biases):
+            features = tf.nn.relu(hidden(features) + bias(code)[:, None, None, :])
+        return self.logits(features)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, self.outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "units": list(self.units),
+                "code_units": self.code_units, "outputs": self.outputs}
+
+
 def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
     """Layers that double the feature map ``len(filters)`` times and end in ``channels`` likelihood parameters.
 
@@ -225,7 +293,7 @@ def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
 
 def conv_decoder(
     image_shape, latent_dim, filters=(64, 32), kernel_size=3, dense_units=256, activation="relu",
-    upsampling="transpose", name="decoder"
+    upsampling="transpose", render_units=(64, 64), name="decoder"
 ):
     """A convolutional decoder mirroring `conv_encoder`.
 
@@ -235,7 +303,10 @@ def conv_decoder(
     for devices: convolutions at low resolution and TFLite's DEPTH_TO_SPACE, no TRANSPOSE_CONV) or
     ``"spatial_broadcast"`` (Watters et al. 2019: no dense layers; the code is tiled over a half-resolution grid
     with the pixel coordinates, `SpatialBroadcast`, and ``filters`` are stride-1 convolutions there; for
-    disentangling position; ``dense_units`` is then the encoder's only).
+    disentangling position; ``dense_units`` is then the encoder's only) or ``"implicit"`` (`CoordinateMLP`
+    at half the image's resolution with ``render_units`` per pixel and ``dense_units`` for the code, four
+    parameters per pixel and `DepthToSpace`: sharp edges and corners early in training; ``filters`` and
+    ``kernel_size`` are then the encoder's only).
 
     Example:
 
@@ -244,6 +315,12 @@ def conv_decoder(
     """
     image_shape = _check_image_shape(image_shape)
     height, width, channels = image_shape
+    if upsampling == "implicit":
+        h0, w0 = math.ceil(height / 2), math.ceil(width / 2)
+        render = CoordinateMLP(h0, w0, units=render_units, code_units=dense_units, outputs=4 * channels,
+                               name="likelihood_params")
+        layers = [keras.Input(shape=(latent_dim,)), render, DepthToSpace(2)]
+        return keras.Sequential(layers + _crop(h0 * 2 - height, w0 * 2 - width), name=name)
     if upsampling == "spatial_broadcast":
         h0, w0 = math.ceil(height / 2), math.ceil(width / 2)
         layers = [keras.Input(shape=(latent_dim,)), SpatialBroadcast(h0, w0)]

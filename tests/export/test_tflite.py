@@ -160,7 +160,7 @@ def test_files_without_fixed_batch_signatures_still_decode(vae, tmp_path, monkey
     np.testing.assert_allclose(model.decode(z), vae.decode(z), atol=1e-5)
 
 
-@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast"])
+@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast", "implicit"])
 def test_the_device_decoder_converts_to_depth_to_space_without_transposed_convolutions(tmp_path, capfd, upsampling):
     keras.utils.set_random_seed(0)
     encoder, decoder = build_networks("conv", (16, 16, 1), 4, 4, filters=(8, 16), dense_units=32,

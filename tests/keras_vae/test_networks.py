@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from keras_vae.networks import UPSAMPLING, DepthToSpace, SpatialBroadcast, build_networks, conv_decoder
+from keras_vae.networks import UPSAMPLING, CoordinateMLP, DepthToSpace, SpatialBroadcast, build_networks, conv_decoder
 
 
 @pytest.mark.parametrize("upsampling", UPSAMPLING)
@@ -69,6 +69,38 @@ def test_the_spatial_broadcast_decoder_has_no_dense_layer_and_works_at_half_reso
     assert [c.filters for c in convs] == [16, 8, 4] and convs[0].input.shape == (None, 14, 14, 8)
 
 
+def test_coordinate_mlp_draws_half_planes_that_the_code_turns():
+    layer = CoordinateMLP(8, 8, units=(1,), code_units=0, outputs=1)
+    layer.build((None, 3))
+    # The code (a, b, c) is the half-plane's own weights: relu(a*x + b*y + c), then logits = that feature.
+    layer.half_planes.set_weights([np.eye(3, dtype=np.float32), np.zeros(3, np.float32)])
+    layer.logits.set_weights([np.ones((1, 1), np.float32), np.zeros(1, np.float32)])
+    out = layer(tf.constant([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])).numpy()[..., 0]
+    xy = CoordinateMLP.COORDINATE_SCALE * np.linspace(-1, 1, 8)
+    np.testing.assert_allclose(out[0], np.broadcast_to(np.maximum(xy, 0), (8, 8)), atol=1e-5)  # right half lit
+    np.testing.assert_allclose(out[1], np.broadcast_to(np.maximum(-xy, 0)[:, None], (8, 8)), atol=1e-5)  # top half
+    assert layer.compute_output_shape((2, 3)) == (2, 8, 8, 1)
+
+
+def test_coordinate_mlp_round_trips_its_config_and_refuses_bad_sizes():
+    layer = CoordinateMLP(4, 6, units=(16, 8), code_units=32, outputs=4)
+    assert layer(tf.zeros([2, 5])).shape == (2, 4, 6, 4)
+    restored = CoordinateMLP.from_config(layer.get_config())
+    assert (restored.height, restored.width, restored.units, restored.code_units, restored.outputs) == (
+        4, 6, (16, 8), 32, 4)
+    with pytest.raises(ValueError, match="height and width must be >= 1"):
+        CoordinateMLP(0, 4)
+    with pytest.raises(ValueError, match="units >= 1"):
+        CoordinateMLP(4, 4, units=())
+
+
+def test_the_implicit_decoder_renders_at_half_resolution_with_render_units():
+    decoder = conv_decoder((28, 28, 1), 6, filters=(16, 8), dense_units=64, upsampling="implicit", render_units=(32,))
+    render = decoder.get_layer("likelihood_params")
+    assert isinstance(render, CoordinateMLP) and (render.height, render.units, render.outputs) == (14, (32,), 4)
+    assert decoder.output_shape == (None, 28, 28, 1)
+
+
 def device_vae(shape=(16, 16, 1), latent_dim=4, upsampling="depth_to_space"):
     """A small conv VAE with the device decoder or another decoder that ends in `DepthToSpace`."""
     encoder, decoder = build_networks("conv", shape, latent_dim, latent_dim, filters=(8, 16), dense_units=32,
@@ -76,7 +108,7 @@ def device_vae(shape=(16, 16, 1), latent_dim=4, upsampling="depth_to_space"):
     return keras_vae.VAE(encoder, decoder, latent_dim, seed=0)
 
 
-@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast"])
+@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast", "implicit"])
 def test_a_vae_with_a_depth_to_space_decoder_trains_and_round_trips_through_keras_files(tmp_path, upsampling):
     keras.utils.set_random_seed(0)
     images = (np.random.default_rng(0).random((256, 16, 16, 1)) > 0.7).astype(np.float32)

@@ -6,7 +6,9 @@ data while every square has lost its corners. This benchmark asks the question o
 sprites (cached under ``--work-dir``; held-out accuracy printed), then for each model
 
 - reconstructs ``--examples`` sprites rendered from uniformly drawn factors and reports the classifier's shape
-  accuracy on them, per shape (square, ellipse, heart), beside the real images' accuracy;
+  accuracy on them, per shape (square, ellipse, heart), beside the real images' accuracy, and how the
+  reconstructions split between confidently named shapes (the same measure as the samples': what a sampler
+  could at best keep);
 - draws ``--examples`` samples (prior, and the gmm sampler: the model's own, else fitted here to 5,000 training
   codes with 100 components as `make train` does) and reports how the confidently classified ones (softmax
   >= 0.9) split between the shapes: real sprites split about evenly.
@@ -124,7 +126,9 @@ def score_model(path, clf, factors, real, train_images, args):
     if tuple(model.decoder.output_shape[1:]) != (64, 64, 1):
         raise SystemExit(f"{path}: not a sprites model (decoder output {model.decoder.output_shape[1:]})")
     reconstructions = np.asarray(model.reconstruct(real))
-    row = {"model": path, "reconstruction_accuracy": accuracy_by_shape(verdicts(clf, reconstructions)[0], factors[:, 0])}
+    predicted, confidence = verdicts(clf, reconstructions)
+    row = {"model": path, "reconstruction_accuracy": accuracy_by_shape(predicted, factors[:, 0]),
+           "reconstructions_confident": split(predicted, confidence)}
     fitted_here = "gmm" not in getattr(model, "samplers", {})
     if fitted_here:
         model.fit_sampler(train_images, kind="gmm", num_components=args.gmm_components, seed=args.seed)
@@ -147,19 +151,21 @@ def main(argv=None):
     factors = np.stack([rng.integers(0, size, args.examples) for size in sprites.FACTOR_SIZES], 1).astype("int32")
     real = sprites.render_sprites(factors).numpy()
     train_images, _ = data.load_examples("sprites", "train", count=5000, shuffle=True, seed=args.seed)
-    rows = [{"model": "real sprites", "reconstruction_accuracy": accuracy_by_shape(verdicts(clf, real)[0], factors[:, 0]),
-             "prior_confident": split(*verdicts(clf, real)), "gmm_confident": None}]
+    real_verdicts = verdicts(clf, real)
+    rows = [{"model": "real sprites", "reconstruction_accuracy": accuracy_by_shape(real_verdicts[0], factors[:, 0]),
+             "reconstructions_confident": split(*real_verdicts), "prior_confident": split(*real_verdicts),
+             "gmm_confident": None}]
     rows += [score_model(path, clf, factors, real, train_images, args) for path in args.models]
 
     print(f"\n{args.examples} images each; accuracy of the shape named for reconstructions (real row: the images), "
-          f"and the share of samples classified with >= {CONFIDENT} confidence as each shape\n")
-    print("| model | shape accuracy: all / square / ellipse / heart | prior samples: square / ellipse / heart "
-          "| gmm samples: square / ellipse / heart |")
-    print("| --- | --- | --- | --- |")
+          f"and the share of reconstructions and samples classified with >= {CONFIDENT} confidence as each shape\n")
+    print("| model | shape accuracy: all / square / ellipse / heart | reconstructions: square / ellipse / heart "
+          "| prior samples: square / ellipse / heart | gmm samples: square / ellipse / heart |")
+    print("| --- | --- | --- | --- | --- |")
     for row in rows:
         acc = row["reconstruction_accuracy"]
         cells = [" / ".join(f"{v:.3f}" for v in acc.values())]
-        for key in ("prior_confident", "gmm_confident"):
+        for key in ("reconstructions_confident", "prior_confident", "gmm_confident"):
             cells.append(" / ".join(f"{v:.3f}" for v in row[key].values()) if row[key] else "-")
         print(f"| {row['model']} | " + " | ".join(cells) + " |")
     write_result(args.out, {"machine": machine(), "classifier": clf_info, "examples": args.examples,

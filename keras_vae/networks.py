@@ -204,8 +204,8 @@ class CoordinateMLP(keras.layers.Layer):
     TensorShape([2, 32, 32, 4])
     """
 
-    # Scales the coordinates, so the code's half-plane directions sharpen edges at the same learning rate as
-    # the other weights (steeper logit ramps per pixel).
+    # Coordinates span [-4, 4], not [-1, 1]: steeper logit ramps per unit of weight, so an edge can be sharp
+    # without large weights (the value benchmarks/decoder_rendering.py measured; not tuned).
     COORDINATE_SCALE = 4.0
 
     def __init__(self, height, width, units=(64, 64), code_units=256, outputs=1, **kwargs):
@@ -305,8 +305,9 @@ def conv_decoder(
     with the pixel coordinates, `SpatialBroadcast`, and ``filters`` are stride-1 convolutions there; for
     disentangling position; ``dense_units`` is then the encoder's only) or ``"implicit"`` (`CoordinateMLP`
     at half the image's resolution with ``render_units`` per pixel and ``dense_units`` for the code, four
-    parameters per pixel and `DepthToSpace`: sharp edges and corners early in training; ``filters`` and
-    ``kernel_size`` are then the encoder's only).
+    parameters per pixel and `DepthToSpace`: it draws corners from informative codes, e.g. the true factors of
+    benchmarks/decoder_rendering.py, but a VAE trained with it for `make train`'s budget did worse, BENCHMARKS.md;
+    ``filters`` and ``kernel_size`` are then the encoder's only).
 
     Example:
 

@@ -17,8 +17,10 @@ def machine():
 
 
 def write_result(path, result):
-    """Writes ``result`` as JSON to ``path`` (folders created) and says where."""
+    """Writes ``result`` as JSON to ``path`` (folders created; atomically, so a killed run leaves the last result)
+    and says where."""
+    from keras_vae.training.run_dir import atomic_write_text
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_text(path, json.dumps(result, indent=2))
     print(f"\nwrote {path}")

@@ -111,14 +111,16 @@ def save_picture(decoder, path):
     import tensorflow as tf
 
     from keras_vae.images import image_grid
+    from keras_vae.training.run_dir import atomic_write
     from keras_vae.training.sprites import render_sprites
 
     factors = np.array([[shape, scale, angle, 16, 16] for shape in range(3) for scale in (5, 0)
                         for angle in range(0, 20, 2)], np.int32)
     drawn = tf.sigmoid(decoder(factor_features(factors))).numpy()[:, 16:48, 16:48]
     real = np.asarray(render_sprites(factors))[:, 16:48, 16:48]
+    grid = image_grid(np.concatenate([real[:10], drawn]), columns=10)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    keras.utils.save_img(path, image_grid(np.concatenate([real[:10], drawn]), columns=10))
+    atomic_write(path, lambda temp: keras.utils.save_img(temp, grid))
 
 
 def main(argv=None):

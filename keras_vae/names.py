@@ -21,9 +21,12 @@ POSTERIORS = ("gaussian", "iaf")
 OBJECTIVES = ("elbo", "capacity", "total_correlation", "importance_weighted")
 ADVERSARIES = ("factor", "image")
 SAMPLERS = ("gmm", "two_stage")  # ex-post samplers; "prior" always names the model's prior
-# The options of each sampler that `keras-vae fit-sampler` flags and the train config's fit_sampler_options set
-# (integers >= 1).
-SAMPLER_OPTIONS = {"gmm": ("num_components",), "two_stage": ("epochs",)}
+# The options of each sampler that `keras-vae fit-sampler` flags and the train config's fit_sampler_options set:
+# integers >= 1, except those with their choices in SAMPLER_OPTION_CHOICES.
+SAMPLER_OPTIONS = {"gmm": ("num_components", "covariance_type"), "two_stage": ("epochs",)}
+# Covariances of a gmm sampler's components (scikit-learn's names).
+COVARIANCE_TYPES = ("diag", "full")
+SAMPLER_OPTION_CHOICES = {"covariance_type": COVARIANCE_TYPES}
 
 # Network options, per architecture (the decoder mirrors the encoder).
 NETWORK_OPTIONS = {

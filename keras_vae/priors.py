@@ -135,17 +135,22 @@ class GaussianMixturePrior(Prior):
     def draw(self, num_samples, temperature, noise):
         """Codes from the mixture; ``temperature`` scales each component's spread, not the component choice."""
         logits, loc, scale = self.mixture_parameters()
-        # The component by inverting the weights' CDF at a uniform draw, as a one-hot [n, K]: builtin ops only.
-        cdf = tf.math.cumsum(tf.nn.softmax(logits))
-        u = noise.uniform(tf.stack([num_samples, 1]))
-        below = tf.cast(u < cdf, tf.float32)
-        one_hot = below - tf.pad(below[:, :-1], [[0, 0], [1, 0]])
-        one_hot = one_hot + tf.pad(1.0 - below[:, -1:], [[0, 0], [tf.shape(cdf)[0] - 1, 0]])  # u at the top edge
+        one_hot = draw_components(logits, num_samples, noise)
         locs, scales = tf.matmul(one_hot, loc), tf.matmul(one_hot, scale)
         return locs + temperature * scales * noise.normal(tf.shape(locs))
 
     def log_prob(self, z):
         return gaussian_mixture_log_prob(*self.mixture_parameters(), z)
+
+
+def draw_components(logits, num_samples, noise):
+    """``num_samples`` mixture components drawn with weights ``softmax(logits)``, as one-hot rows ``[n, K]``."""
+    # By inverting the weights' CDF at a uniform draw: builtin TFLite ops only (no multinomial).
+    cdf = tf.math.cumsum(tf.nn.softmax(logits))
+    u = noise.uniform(tf.stack([num_samples, 1]))
+    below = tf.cast(u < cdf, tf.float32)
+    one_hot = below - tf.pad(below[:, :-1], [[0, 0], [1, 0]])
+    return one_hot + tf.pad(1.0 - below[:, -1:], [[0, 0], [tf.shape(cdf)[0] - 1, 0]])  # u at the top edge
 
 
 def gaussian_mixture_log_prob(logits, loc, scale, z):

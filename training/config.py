@@ -173,7 +173,10 @@ class TrainConfig:
             if key not in allowed:
                 raise ValueError(f"fit_sampler_options.{key} is not an option of fit_sampler {self.fit_sampler!r} "
                                  f"(options: {list(allowed)}).")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            choices = model_names.SAMPLER_OPTION_CHOICES.get(key)
+            if choices and value not in choices:
+                raise ValueError(f"fit_sampler_options.{key} must be one of {list(choices)}, got {value!r}.")
+            if not choices and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"fit_sampler_options.{key} must be an integer >= 1, got {value!r}.")
 
     def resolved_run_dir(self):

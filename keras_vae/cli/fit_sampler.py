@@ -9,10 +9,13 @@ fitted to its own codes too. ``model.sample(n, sampler=NAME)`` and
 Example:
 
     keras-vae fit-sampler runs/sprites --kind gmm --num-components 20 --examples 20000
+    keras-vae fit-sampler runs/sprites --kind gmm --num-components 100 --covariance-type full
     keras-vae fit-sampler model.keras --dataset mnist --data-dir ../shared/data --split test
 """
 
 import os
+
+from keras_vae.names import COVARIANCE_TYPES
 
 DEFAULT_EXAMPLES = 10_000
 
@@ -27,6 +30,8 @@ def add_command(subparsers):
     parser.add_argument("--kind", default="gmm", choices=("gmm", "two_stage"))
     parser.add_argument("--name", help="name to keep the sampler under (default: the kind)")
     parser.add_argument("--num-components", type=int, help="mixture components of a gmm sampler (default 10)")
+    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES,
+                        help="a gmm sampler's component covariances (default diag; full follows curved codes)")
     parser.add_argument("--epochs", type=int, help="training epochs of a two_stage sampler (default 100)")
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
                         help=f"training examples encoded (a seeded random subset; default {DEFAULT_EXAMPLES})")

@@ -41,10 +41,11 @@ def test_an_unknown_fit_sampler_in_the_config_is_refused(tmp_path, capsys):
 def test_fit_sampler_adds_a_sampler_and_rewrites_the_model_atomically(run_dir, capsys):
     before = keras_vae.load_vae(run_dir)
     assert main(["fit-sampler", run_dir, "--kind", "gmm", "--name", "gmm3", "--num-components", "3",
-                 "--examples", "150"]) == 0
+                 "--covariance-type", "full", "--examples", "150"]) == 0
     assert "added sampler 'gmm3'" in capsys.readouterr().out
     after = keras_vae.load_vae(run_dir)
     assert {"gmm", "gmm3"} <= set(after.samplers) and after.sampler("gmm3").num_components == 3
+    assert after.sampler("gmm3").covariance_type == "full"
     best = keras_vae.load_vae(os.path.join(run_dir, "best.keras"))
     assert best.sampler("gmm3").num_components == 3  # a run directory's best.keras gets it too
     assert int(after.optimizer.iterations) == int(before.optimizer.iterations)  # optimizer state kept
@@ -60,6 +61,8 @@ def test_fit_sampler_refuses_another_dataset_and_options_of_the_other_kind(run_d
     assert "was trained on 'sprites'" in err and "'mnist'" in err
     assert main(["fit-sampler", run_dir, "--kind", "two_stage", "--num-components", "3"]) == 2
     assert "--num-components is not an option of --kind two_stage" in capsys.readouterr().err
+    assert main(["fit-sampler", run_dir, "--kind", "two_stage", "--covariance-type", "full"]) == 2
+    assert "--covariance-type is not an option of --kind two_stage" in capsys.readouterr().err
 
 
 def test_fit_sampler_on_a_bare_model_file_checks_the_dataset_images(run_dir, tmp_path, capsys):

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_vae
@@ -11,12 +12,13 @@ from keras_vae.export import TFLiteModel, export_model
 from tests.conftest import rectangles
 
 
-def test_a_fitted_sampler_is_exported_as_its_own_sample_signature(tmp_path):
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_a_fitted_sampler_is_exported_as_its_own_sample_signature(tmp_path, covariance_type):
     images = rectangles(128)
     vae = keras_vae.build_vae((28, 28, 1), 3, architecture="mlp", hidden_units=(16,), seed=0)
     vae.compile(optimizer="adam")
     vae.fit(images, epochs=1, batch_size=32, verbose=0)
-    gmm = vae.fit_sampler(images, kind="gmm", num_components=2)
+    gmm = vae.fit_sampler(images, kind="gmm", num_components=2, covariance_type=covariance_type)
     gmm.locs.assign(gmm.locs.numpy() + 50.0)  # far from the prior: its codes are told apart from prior codes
     result = export_model(vae, base_dir=tmp_path, name="m", tflite=True)
     metadata = json.load(open(os.path.join(result.saved_model_dir, "metadata.json")))
@@ -29,6 +31,11 @@ def test_a_fitted_sampler_is_exported_as_its_own_sample_signature(tmp_path):
     np.testing.assert_array_equal(first["z"].numpy(), again["z"].numpy())  # seeded
     assert np.abs(first["z"].numpy()).min() > 40  # the sampler's codes, not the prior's
     assert np.abs(restored.signatures["sample"](**inputs)["z"].numpy()).max() < 10
+    many = np.concatenate([restored.signatures["sample_gmm"](
+        num_samples=tf.constant(1000), temperature=tf.constant(1.0), seed=tf.constant(seed, tf.int64))["z"].numpy()
+        for seed in range(4)])  # the same distribution as the model's sampler (full covariances included)
+    in_keras = np.asarray(vae.sample_prior(4000, seed=0, sampler="gmm"))
+    np.testing.assert_allclose(np.cov(many.T), np.cov(in_keras.T), rtol=0.1, atol=0.005)
 
     on_device = TFLiteModel(result.tflite_paths["float32"])
     runner = on_device.interpreter.get_signature_runner("sample_gmm")

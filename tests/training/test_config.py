@@ -74,7 +74,10 @@ def test_saved_config_loads_back(tmp_path):
          "learning_rate_schedule 'cosine' and reduce_lr_patience both set the learning rate"),
         ({"fit_sampler_options": {"num_components": 5}}, "fit_sampler_options needs fit_sampler"),
         ({"fit_sampler": "gmm", "fit_sampler_options": {"epochs": 5}},
-         r"fit_sampler_options.epochs is not an option of fit_sampler 'gmm' \(options: \['num_components'\]\)"),
+         r"fit_sampler_options.epochs is not an option of fit_sampler 'gmm' \(options: \['num_components', "
+         r"'covariance_type'\]\)"),
+        ({"fit_sampler": "gmm", "fit_sampler_options": {"covariance_type": "spherical"}},
+         r"fit_sampler_options.covariance_type must be one of \['diag', 'full'\], got 'spherical'"),
         ({"fit_sampler": "gmm", "fit_sampler_options": {"num_components": 0}},
          "fit_sampler_options.num_components must be an integer >= 1, got 0"),
         ({"fit_sampler": "two_stage", "fit_sampler_options": {"epochs": 2.5}},

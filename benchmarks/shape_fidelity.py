@@ -9,8 +9,9 @@ sprites (cached under ``--work-dir``; held-out accuracy printed), then for each 
   accuracy on them, per shape (square, ellipse, heart), beside the real images' accuracy, and how the
   reconstructions split between confidently named shapes (the same measure as the samples': what a sampler
   could at best keep);
-- draws ``--examples`` samples (prior, and the gmm sampler: the model's own, else fitted here to 5,000 training
-  codes with 100 components as `make train` does) and reports how the confidently classified ones (softmax
+- draws ``--examples`` samples (prior, and the gmm sampler: the model's own, else, or with ``--refit-gmm``,
+  fitted here to 5,000 training codes with 100 components as `make train` does, ``--covariance-type`` diag or
+  full) and reports how the confidently classified ones (softmax
   >= 0.9) split between the shapes: real sprites split about evenly.
 
 Models are ``.keras`` files (a run directory's ``best.keras``, a benchmark's saved model).
@@ -42,6 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gmm-components", type=int, default=100,
                         help="components of the gmm fitted here to models that have none (make train: 100)")
+    parser.add_argument("--covariance-type", default="diag", choices=("diag", "full"),
+                        help="covariances of the gmm fitted here (make train: full)")
+    parser.add_argument("--refit-gmm", action="store_true", help="fit the gmm here even to a model that has one")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="sampling temperature (the spread of the prior, or of each gmm component)")
     parser.add_argument("--work-dir", default=os.path.join(RESULTS_DIR, "shape_fidelity"),
@@ -129,9 +133,10 @@ def score_model(path, clf, factors, real, train_images, args):
     predicted, confidence = verdicts(clf, reconstructions)
     row = {"model": path, "reconstruction_accuracy": accuracy_by_shape(predicted, factors[:, 0]),
            "reconstructions_confident": split(predicted, confidence)}
-    fitted_here = "gmm" not in getattr(model, "samplers", {})
+    fitted_here = args.refit_gmm or "gmm" not in getattr(model, "samplers", {})
     if fitted_here:
-        model.fit_sampler(train_images, kind="gmm", num_components=args.gmm_components, seed=args.seed)
+        model.fit_sampler(train_images, kind="gmm", num_components=args.gmm_components,
+                          covariance_type=args.covariance_type, seed=args.seed)
     row["gmm_fitted_here"] = fitted_here
     for sampler in ("prior", "gmm"):
         samples = np.asarray(model.sample(args.examples, seed=args.seed, sampler=sampler,

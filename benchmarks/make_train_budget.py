@@ -80,7 +80,7 @@ def main(argv=None):
     import keras_vae
     import shape_fidelity
     from keras_vae.training import data, sprites
-    from keras_vae.training.run_dir import read_history
+    from keras_vae.training.run_dir import atomic_write, read_history
 
     run_dir = os.path.join(args.work_dir, "run")
     os.makedirs(args.work_dir, exist_ok=True)
@@ -88,7 +88,7 @@ def main(argv=None):
     for epochs in args.stages:
         seconds = train_stage(args, run_dir, epochs)
         model_path = os.path.join(args.work_dir, f"epochs_{epochs}.keras")
-        shutil.copyfile(os.path.join(run_dir, "best.keras"), model_path)
+        atomic_write(model_path, lambda temp: shutil.copyfile(os.path.join(run_dir, "best.keras"), temp))
         history = read_history(os.path.join(run_dir, "history.csv"))
         stages.append({"epochs": epochs, "stage_seconds": round(seconds, 1), "model": model_path,
                        "best_val_elbo": round(max(row["val_elbo"] for row in history), 2)})

@@ -31,7 +31,7 @@ from keras_vae.ladder import LadderVAE
 from keras_vae.latent import apply_attribute, attribute_vector, blend, encode_means, interpolate, traverse
 from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood, get_likelihood
 from keras_vae.model import VAE, NonFiniteLossError
-from keras_vae.networks import (CoordinateMLP, DepthToSpace, GatedDense, SpatialBroadcast, conditional_decoder, conditional_encoder, conv_decoder, conv_encoder,
+from keras_vae.networks import (CoordinateChannels, CoordinateMLP, DepthToSpace, GatedDense, SpatialBroadcast, conditional_decoder, conditional_encoder, conv_decoder, conv_encoder,
                                 mlp_decoder, mlp_encoder)
 from keras_vae.objectives import (ELBO, CapacityELBO, ImportanceWeightedBound, Objective, TotalCorrelationELBO,
                                   get_objective)
@@ -50,7 +50,7 @@ __all__ = [
     "Objective", "ELBO", "CapacityELBO", "TotalCorrelationELBO", "ImportanceWeightedBound", "get_objective",
     "Sampler", "GaussianMixtureSampler", "TwoStageSampler", "get_sampler",
     "iwae_bound", "refine_posterior", "image_grid", "load_vae",
-    "mlp_encoder", "mlp_decoder", "conv_encoder", "conv_decoder", "GatedDense", "DepthToSpace", "SpatialBroadcast", "CoordinateMLP", "conditional_encoder",
+    "mlp_encoder", "mlp_decoder", "conv_encoder", "conv_decoder", "GatedDense", "DepthToSpace", "SpatialBroadcast", "CoordinateChannels", "CoordinateMLP", "conditional_encoder",
     "conditional_decoder",
     "encode_means", "interpolate", "attribute_vector", "apply_attribute", "blend", "traverse",
     "anomaly_scores", "score_threshold", "mutual_information_gap", "factor_vae_score",

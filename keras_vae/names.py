@@ -31,7 +31,8 @@ SAMPLER_OPTION_CHOICES = {"covariance_type": COVARIANCE_TYPES}
 # Network options, per architecture (the decoder mirrors the encoder).
 NETWORK_OPTIONS = {
     "mlp": ("hidden_units", "dropout", "gated", "activation"),
-    "conv": ("filters", "kernel_size", "dense_units", "activation", "upsampling", "render_units"),
+    "conv": ("filters", "kernel_size", "dense_units", "activation", "upsampling", "render_units",
+             "convs_per_level", "coordinate_channels"),
 }
 
 # Options every variant takes: the model's parts, its objective's weights, its condition.

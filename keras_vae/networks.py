@@ -111,7 +111,7 @@ def conv_encoder(
 UPSAMPLING = ("transpose", "resize", "depth_to_space", "spatial_broadcast", "implicit")
 
 # Options only the decoder takes: `build_networks` keeps them from the encoder.
-DECODER_ONLY_OPTIONS = ("upsampling", "render_units")
+DECODER_ONLY_OPTIONS = ("upsampling", "render_units", "convs_per_level", "coordinate_channels")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -188,6 +188,33 @@ class SpatialBroadcast(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
+class CoordinateChannels(keras.layers.Layer):
+    """Appends each pixel's x and y (from -1 to 1) to a feature map: ``[batch, H, W, C] -> [batch, H, W, C + 2]``.
+
+    CoordConv (Liu et al. 2018): a convolution that sees where it is can draw a shape at a place and angle the
+    code gives, instead of inferring position from zero padding. TFLite runs it with builtin ops (ADD,
+    CONCATENATION).
+
+    Example:
+
+    >>> CoordinateChannels()(tf.zeros([2, 4, 6, 8])).shape
+    TensorShape([2, 4, 6, 10])
+    """
+
+    def call(self, x):
+        import tensorflow as tf  # the model library runs on the TensorFlow backend
+
+        height, width = x.shape[1], x.shape[2]
+        ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
+        coordinates = tf.constant(np.stack([xs, ys], axis=-1)[np.newaxis], dtype=x.dtype)
+        return tf.concat([x, tf.zeros_like(x[..., :2]) + coordinates], axis=-1)  # broadcast over the batch
+
+    def compute_output_shape(self, input_shape):
+        depth = input_shape[-1]
+        return (*input_shape[:-1], None if depth is None else depth + 2)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
 class CoordinateMLP(keras.layers.Layer):
     """Codes ``[batch, d]`` to ``[batch, height, width, outputs]``: at every pixel an MLP of the pixel's (x, y) in
     [-1, 1], whose first layer's weights and every layer's biases are computed from the code.
@@ -255,7 +282,8 @@ class CoordinateMLP(keras.layers.Layer):
                 "code_units": self.code_units, "outputs": self.outputs}
 
 
-def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
+def _upsampling_layers(upsampling, filters, channels, kernel_size, activation, convs_per_level=1,
+                       coordinate_channels=False):
     """Layers that double the feature map ``len(filters)`` times and end in ``channels`` likelihood parameters.
 
     ``"transpose"``: one stride-2 transposed convolution per filter count, then a stride-1 one to ``channels``.
@@ -286,14 +314,17 @@ def _upsampling_layers(upsampling, filters, channels, kernel_size, activation):
     if upsampling != "depth_to_space":
         raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
     layers = []
-    for f in filters[1:]:
-        layers += [conv(4 * f), DepthToSpace(2)]
-    return layers + [conv(4 * channels, "likelihood_params", None), DepthToSpace(2)]
+    for i, f in enumerate(filters):  # f: the channels of the feature map at this level
+        layers += [CoordinateChannels()] if coordinate_channels else []
+        layers += [conv(f) for _ in range(convs_per_level - 1)]
+        last = i == len(filters) - 1
+        layers += [conv(4 * channels, "likelihood_params", None) if last else conv(4 * filters[i + 1]), DepthToSpace(2)]
+    return layers
 
 
 def conv_decoder(
     image_shape, latent_dim, filters=(64, 32), kernel_size=3, dense_units=256, activation="relu",
-    upsampling="transpose", render_units=(64, 64), name="decoder"
+    upsampling="transpose", render_units=(64, 64), convs_per_level=1, coordinate_channels=False, name="decoder"
 ):
     """A convolutional decoder mirroring `conv_encoder`.
 
@@ -307,7 +338,9 @@ def conv_decoder(
     at half the image's resolution with ``render_units`` per pixel and ``dense_units`` for the code, four
     parameters per pixel and `DepthToSpace`: it draws corners from informative codes, e.g. the true factors of
     benchmarks/decoder_rendering.py, but a VAE trained with it for `make train`'s budget did worse, BENCHMARKS.md;
-    ``filters`` and ``kernel_size`` are then the encoder's only).
+    ``filters`` and ``kernel_size`` are then the encoder's only). The depth-to-space decoder also takes
+    ``convs_per_level`` (stride-1 convolutions per resolution, counting the one that upsamples) and
+    ``coordinate_channels`` (`CoordinateChannels` before each level's convolutions).
 
     Example:
 
@@ -316,6 +349,11 @@ def conv_decoder(
     """
     image_shape = _check_image_shape(image_shape)
     height, width, channels = image_shape
+    if int(convs_per_level) < 1:
+        raise ValueError(f"convs_per_level must be >= 1, got {convs_per_level}")
+    if upsampling != "depth_to_space" and (convs_per_level != 1 or coordinate_channels):
+        raise ValueError(f"convs_per_level and coordinate_channels are options of upsampling='depth_to_space', "
+                         f"not of {upsampling!r}")
     if upsampling == "implicit":
         h0, w0 = math.ceil(height / 2), math.ceil(width / 2)
         render = CoordinateMLP(h0, w0, units=render_units, code_units=dense_units, outputs=4 * channels,
@@ -336,7 +374,8 @@ def conv_decoder(
         keras.layers.Dense(h0 * w0 * filters[0], activation=activation),
         keras.layers.Reshape((h0, w0, filters[0])),
     ]
-    layers += _upsampling_layers(upsampling, tuple(filters), channels, kernel_size, activation)
+    layers += _upsampling_layers(upsampling, tuple(filters), channels, kernel_size, activation, int(convs_per_level),
+                                 bool(coordinate_channels))
     return keras.Sequential(layers + _crop(h0 * factor - height, w0 * factor - width), name=name)
 
 

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_vae
-from keras_vae.networks import UPSAMPLING, CoordinateMLP, DepthToSpace, SpatialBroadcast, build_networks, conv_decoder
+from keras_vae.networks import (UPSAMPLING, CoordinateChannels, CoordinateMLP, DepthToSpace, SpatialBroadcast,
+                                build_networks, conv_decoder)
 
 
 @pytest.mark.parametrize("upsampling", UPSAMPLING)
@@ -101,18 +102,45 @@ def test_the_implicit_decoder_renders_at_half_resolution_with_render_units():
     assert decoder.output_shape == (None, 28, 28, 1)
 
 
-def device_vae(shape=(16, 16, 1), latent_dim=4, upsampling="depth_to_space"):
+def test_coordinate_channels_append_each_pixels_x_and_y():
+    layer = CoordinateChannels()
+    x = tf.reshape(tf.range(2 * 3 * 4 * 1, dtype=tf.float32), [2, 3, 4, 1])
+    out = layer(x).numpy()
+    assert out.shape == (2, 3, 4, 3) == layer.compute_output_shape((2, 3, 4, 1))
+    np.testing.assert_array_equal(out[..., :1], x)
+    np.testing.assert_allclose(out[0, 0, :, 1], np.linspace(-1, 1, 4))  # x runs along the columns
+    np.testing.assert_allclose(out[0, :, 0, 2], np.linspace(-1, 1, 3))  # y along the rows
+    np.testing.assert_array_equal(out[0, ..., 1:], out[1, ..., 1:])
+    assert isinstance(CoordinateChannels.from_config(layer.get_config()), CoordinateChannels)
+
+
+def test_the_device_decoder_takes_more_convolutions_per_level_and_coordinate_channels():
+    decoder = conv_decoder((28, 28, 1), 16, upsampling="depth_to_space", convs_per_level=2, coordinate_channels=True)
+    convs = [layer for layer in decoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    # each level: its coordinates appended, a convolution at its width, then the one to 4x the next width
+    assert [c.filters for c in convs] == [64, 128, 32, 4] and convs[-1].activation is keras.activations.linear
+    assert [c.input.shape[-1] for c in convs] == [66, 64, 34, 32]
+    assert decoder.output_shape == (None, 28, 28, 1)
+    with pytest.raises(ValueError, match="options of upsampling='depth_to_space', not of 'transpose'"):
+        conv_decoder((28, 28, 1), 16, convs_per_level=2)
+    with pytest.raises(ValueError, match="convs_per_level must be >= 1"):
+        conv_decoder((28, 28, 1), 16, upsampling="depth_to_space", convs_per_level=0)
+
+
+def device_vae(shape=(16, 16, 1), latent_dim=4, upsampling="depth_to_space", **options):
     """A small conv VAE with the device decoder or another decoder that ends in `DepthToSpace`."""
     encoder, decoder = build_networks("conv", shape, latent_dim, latent_dim, filters=(8, 16), dense_units=32,
-                                      upsampling=upsampling)
+                                      upsampling=upsampling, **options)
     return keras_vae.VAE(encoder, decoder, latent_dim, seed=0)
 
 
-@pytest.mark.parametrize("upsampling", ["depth_to_space", "spatial_broadcast", "implicit"])
-def test_a_vae_with_a_depth_to_space_decoder_trains_and_round_trips_through_keras_files(tmp_path, upsampling):
+@pytest.mark.parametrize("upsampling, options", [
+    ("depth_to_space", {}), ("depth_to_space", {"convs_per_level": 2, "coordinate_channels": True}),
+    ("spatial_broadcast", {}), ("implicit", {})])
+def test_a_vae_with_a_depth_to_space_decoder_trains_and_round_trips_through_keras_files(tmp_path, upsampling, options):
     keras.utils.set_random_seed(0)
     images = (np.random.default_rng(0).random((256, 16, 16, 1)) > 0.7).astype(np.float32)
-    model = device_vae(upsampling=upsampling)
+    model = device_vae(upsampling=upsampling, **options)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = model.fit(images, batch_size=32, epochs=3, verbose=0)
     losses = history.history["loss"]

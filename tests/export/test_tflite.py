@@ -178,3 +178,27 @@ def test_the_device_decoder_converts_to_depth_to_space_without_transposed_convol
         assert np.all(np.isfinite(images[variant])) and images[variant].std(axis=0).mean() > 1e-3
     np.testing.assert_allclose(images["float32"], model.decode(z), atol=1e-5)
     assert np.abs(images["int8"] - images["float32"]).mean() <= 0.05
+
+
+def test_a_model_trained_under_mixed_bfloat16_exports_float32_signatures(tmp_path):
+    from keras_vae.export.archive import float32_compute
+    from keras_vae.export.saved_model import export_model
+
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        encoder, decoder = build_networks("conv", (16, 16, 1), 4, 4, filters=(8, 16), dense_units=32,
+                                          upsampling="depth_to_space", convs_per_level=2, coordinate_channels=True)
+        model = keras_vae.VAE(encoder, decoder, 4, seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    z = np.random.default_rng(6).standard_normal((8, 4)).astype(np.float32)
+    assert model.decoder.layers[-2].compute_dtype == "bfloat16"
+    result = export_model(model, base_dir=str(tmp_path), name="bf16", tflite=True)
+    assert model.decoder.layers[-2].compute_dtype == "bfloat16"  # the model's own policies are back
+    with float32_compute(model):
+        expected = np.asarray(model.decode(z))
+    assert np.abs(expected - np.asarray(model.decode(z), np.float32)).max() > 1e-4  # bfloat16 differs from float32
+    served = tf.saved_model.load(result.saved_model_dir).signatures["serving_default"](z=tf.constant(z))
+    np.testing.assert_allclose(served["images"].numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(TFLiteModel(result.tflite_paths["float32"]).decode(z), expected, atol=1e-5)

@@ -11,7 +11,8 @@ True
 """
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# "auto": mixed_bfloat16 on a CPU with native bfloat16 arithmetic, else float32 (strategies.resolve_precision)
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 NAN_POLICIES = ("skip", "stop")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")

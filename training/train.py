@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 
+from keras_vae.precision import float32_compute
 from keras_vae.training import run_dir as files
 from keras_vae.training.build import build_model, load_initial_weights, make_optimizer, resolve_config
 from keras_vae.training.config import TrainConfig
@@ -145,12 +146,15 @@ def _run_callbacks(config, model, run_dir, write_dir, chief, guard):
 
 
 def _metrics(config, history, seconds, guard):
+    import keras
+
     best_val_elbo, _ = files.best_of(history)
     _, best_epoch = files.best_of(history, *selection_metric(config))
     return {
         "dataset": config.dataset,
         "epochs": len(history),
         "train_seconds_this_session": round(seconds, 2),
+        "precision": keras.mixed_precision.global_policy().name,  # "auto" resolved
         "skipped_steps_this_session": guard.total_skipped,
         "final": history[-1] if history else {},
         "best_val_elbo": best_val_elbo,
@@ -166,8 +170,9 @@ def _fit_sampler(config, model, with_labels):
     images, labels = load_examples(config.dataset, "train", data_dir=config.data_dir,
                                    count=config.fit_sampler_examples, with_labels=with_labels, shuffle=True,
                                    seed=config.seed)
-    model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed, dataset=config.dataset,
-                      **config.fit_sampler_options)
+    with float32_compute(model):  # codes in float32 after mixed-precision training
+        model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed, dataset=config.dataset,
+                          **config.fit_sampler_options)
 
 
 def _fit_sampler_into_best(config, model, run_dir, with_labels):
@@ -231,13 +236,14 @@ def train(config, train_data=None, callbacks=()):
 
     from keras_vae.training import data
     from keras_vae.training.callbacks import EpochSummary, NonFiniteGuard
-    from keras_vae.training.evaluate import evaluate_model
 
     _check_jit(config, strategy)
-    strategies.set_precision(config.precision)
+    policy = strategies.set_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     config = resolve_config(config)
     chief = strategies.is_chief(strategy)
+    if chief and config.verbose and config.precision == "auto":
+        print(f"precision auto: {policy}")
     run_dir = config.resolved_run_dir()
     if chief and os.path.isdir(run_dir):
         files.check_resumable(config, run_dir)
@@ -274,6 +280,17 @@ def train(config, train_data=None, callbacks=()):
         shutil.rmtree(write_dir, ignore_errors=True)
         return model, {}
     metrics = _metrics(config, files.read_history(os.path.join(run_dir, files.HISTORY_FILE)), seconds, guard)
+    with float32_compute(model):  # the figures in float32 after mixed-precision training
+        _evaluate(config, model, metrics, with_labels)
+    files.write_metrics(run_dir, metrics)
+    return model, metrics
+
+
+def _evaluate(config, model, metrics, with_labels):
+    """The importance-sampled bound and sample quality at the end of training, into ``metrics``."""
+    from keras_vae.training import data
+    from keras_vae.training.evaluate import evaluate_model
+
     if config.eval_iw_samples:
         eval_data = data.get_dataset(config.dataset, config.eval_split, data_dir=config.data_dir,
                                      batch_size=config.eval_batch_size, with_labels=with_labels)
@@ -284,5 +301,3 @@ def train(config, train_data=None, callbacks=()):
         metrics["evaluation"]["split"] = config.eval_split
     if config.eval_sample_quality:
         metrics.setdefault("evaluation", {"split": config.eval_split}).update(_sample_quality(config, model))
-    files.write_metrics(run_dir, metrics)
-    return model, metrics

@@ -20,7 +20,7 @@ _FLAGS = (  # (flag, config key, type, help)
     ("--batch-size", "batch_size", int, "global batch size (split across replicas and workers)"),
     ("--learning-rate", "learning_rate", float, "learning rate"),
     ("--strategy", "strategy", str, "auto, default, one_device, mirrored, multi_worker or tpu"),
-    ("--precision", "precision", str, "float32, mixed_bfloat16 or mixed_float16"),
+    ("--precision", "precision", str, "float32, mixed_bfloat16, mixed_float16 or auto (mixed_bfloat16 on a CPU with AMX or AVX512_BF16)"),
     ("--seed", "seed", int, "seed for initialization, shuffling and noise"),
     ("--run-dir", "run_dir", str, "run directory (default runs/<dataset>)"),
     ("--backup-every-steps", "backup_every_steps", int, "back up every N steps (default: every epoch)"),

@@ -67,6 +67,42 @@ def test_mixed_precision_training(tmp_path, precision, strategy):
         assert scale == 1.0
 
 
+@pytest.mark.parametrize("flags, native", [("fpu avx512f amx_bf16 amx_tile", True), ("fpu avx512f avx512_bf16", True),
+                                           ("fpu avx2 avx512f", False)])
+def test_auto_precision_is_bfloat16_only_on_a_cpu_that_multiplies_it_natively(tmp_path, monkeypatch, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
+    assert strategies.cpu_has_native_bfloat16(str(cpuinfo)) is native
+    assert strategies.cpu_has_native_bfloat16(str(tmp_path / "missing")) is False
+    monkeypatch.setattr(strategies, "cpu_has_native_bfloat16", lambda: native)
+    expected = "mixed_bfloat16" if native else "float32"
+    assert strategies.set_precision("auto") == expected == keras.mixed_precision.global_policy().name
+    assert strategies.resolve_precision("mixed_float16") == "mixed_float16"
+    with pytest.raises(ValueError, match="Unknown precision 'bfloat16'"):
+        strategies.resolve_precision("bfloat16")
+
+
+def test_a_run_with_auto_precision_records_the_policy_and_evaluates_in_float32(tmp_path, monkeypatch):
+    monkeypatch.setattr(strategies, "cpu_has_native_bfloat16", lambda: True)
+    from keras_vae.precision import float32_compute
+    from keras_vae.training.data import get_dataset
+    from keras_vae.training.evaluate import evaluate_model
+
+    config = _tiny(tmp_path, precision="auto", eval_iw_samples=4, eval_max_examples=32)
+    model, metrics = train(config)
+    assert model.dtype_policy.name == metrics["precision"] == "mixed_bfloat16"
+    assert model.decoder.compute_dtype == "bfloat16"  # evaluation's float32 did not stay in the model
+
+    def nll():
+        data = get_dataset(config.dataset, config.eval_split, batch_size=config.eval_batch_size)
+        return evaluate_model(model, data, iw_samples=4, max_examples=32, seed=config.seed)["nll"]
+
+    with float32_compute(model):
+        in_float32 = nll()
+    assert metrics["evaluation"]["nll"] == pytest.approx(in_float32, abs=1e-4)
+    assert abs(nll() - in_float32) > 1e-4  # the same evaluation in bfloat16 differs
+
+
 def test_jit_compile(tmp_path):
     model, metrics = train(_tiny(tmp_path, strategy="default", jit_compile=True))
     assert model.jit_compile is True

@@ -356,8 +356,10 @@ class VAE(keras.Model):
         ``dataset`` (a name) is recorded with the sampler, so it can be told apart from one of another dataset.
         """
         from keras_vae.latent import encode_means
+        from keras_vae.precision import float32_compute
 
-        codes = encode_means(self, images, labels, batch_size=batch_size)
+        with float32_compute(self):  # a model trained in mixed precision: codes to float32's digits
+            codes = encode_means(self, images, labels, batch_size=batch_size)
         sampler = get_sampler(kind, dataset=dataset, **options)
         sampler.build((None, self.latent_dim))
         sampler.fit(codes, seed=seed, verbose=verbose)

@@ -170,9 +170,8 @@ def _fit_sampler(config, model, with_labels):
     images, labels = load_examples(config.dataset, "train", data_dir=config.data_dir,
                                    count=config.fit_sampler_examples, with_labels=with_labels, shuffle=True,
                                    seed=config.seed)
-    with float32_compute(model):  # codes in float32 after mixed-precision training
-        model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed, dataset=config.dataset,
-                          **config.fit_sampler_options)
+    model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed, dataset=config.dataset,
+                      **config.fit_sampler_options)
 
 
 def _fit_sampler_into_best(config, model, run_dir, with_labels):

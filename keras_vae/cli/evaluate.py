@@ -45,8 +45,9 @@ def run_evaluate(args):
     import json
 
     import keras_vae
+    from keras_vae.precision import float32_compute
     from keras_vae.training.data import get_dataset
-    from keras_vae.training.evaluate import evaluate_model, evaluate_sample_quality, format_table
+    from keras_vae.training.evaluate import format_table
     from keras_vae.training.feature_networks import network_name
     from keras_vae.training.run_dir import data_source
 
@@ -61,15 +62,22 @@ def run_evaluate(args):
     data = get_dataset(dataset, args.split, data_dir=data_dir, batch_size=args.batch_size,
                        with_labels=bool(model.condition))
     result = {"dataset": dataset, "split": args.split}
-    result.update(evaluate_model(model, data, iw_samples=args.iw_samples, chunk_size=args.chunk_size,
-                                 seed=args.seed, max_examples=args.max_examples, refine_steps=args.refine_steps,
-                                 refine_learning_rate=args.refine_learning_rate, refine_samples=args.refine_samples))
-    if args.sample_quality:
-        result.update(evaluate_sample_quality(model, dataset, args.split, data_dir=data_dir, sampler=args.sampler,
-                                              num_samples=args.quality_samples, seed=args.seed))
+    with float32_compute(model):  # a model trained in mixed precision is scored in float32
+        _score(model, data, dataset, data_dir, args, result)
     print(format_table(result))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _score(model, data, dataset, data_dir, args, result):
+    from keras_vae.training.evaluate import evaluate_model, evaluate_sample_quality
+
+    result.update(evaluate_model(model, data, iw_samples=args.iw_samples, chunk_size=args.chunk_size,
+                                 seed=args.seed, max_examples=args.max_examples, refine_steps=args.refine_steps,
+                                 refine_learning_rate=args.refine_learning_rate, refine_samples=args.refine_samples))
+    if args.sample_quality:
+        result.update(evaluate_sample_quality(model, dataset, args.split, data_dir=data_dir, sampler=args.sampler,
+                                              num_samples=args.quality_samples, seed=args.seed))

@@ -151,3 +151,23 @@ def test_a_sampler_of_another_dataset_is_refused():
         vae.add_sampler("gmm", other, dataset="sprites")
     assert vae.add_sampler("gmm", other, dataset="mnist") is other
     assert keras_vae.get_sampler(keras.saving.serialize_keras_object(other)).dataset == "mnist"
+
+
+def test_a_mixed_bfloat16_model_fits_its_sampler_to_float32_codes():
+    from keras_vae.latent import encode_means
+    from keras_vae.precision import float32_compute
+
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = keras_vae.build_vae((8, 8, 1), 3, architecture="mlp", hidden_units=(16,), seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    images = np.random.default_rng(0).random((64, 8, 8, 1)).astype(np.float32)
+    sampler = model.fit_sampler(images, kind="gmm", num_components=1)
+    with float32_compute(model):
+        in_float32 = encode_means(model, images).mean(axis=0)
+    in_bfloat16 = encode_means(model, images).mean(axis=0)
+    assert model.encoder.compute_dtype == "bfloat16"
+    np.testing.assert_allclose(sampler.locs.numpy()[0], in_float32, atol=1e-6)
+    assert np.abs(in_bfloat16 - in_float32).max() > 1e-5

@@ -181,7 +181,7 @@ def test_the_device_decoder_converts_to_depth_to_space_without_transposed_convol
 
 
 def test_a_model_trained_under_mixed_bfloat16_exports_float32_signatures(tmp_path):
-    from keras_vae.export.archive import float32_compute
+    from keras_vae.precision import float32_compute
     from keras_vae.export.saved_model import export_model
 
     keras.utils.set_random_seed(0)

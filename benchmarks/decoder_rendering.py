@@ -47,7 +47,8 @@ FEATURES = 12
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS))
-    parser.add_argument("--steps", type=int, default=3640, help="training steps (make train until the seventeenth session: 14 x 260; since: 20 x 260)")
+    parser.add_argument("--steps", type=int, default=3640,
+                        help="training steps (make train: 14 x 260 until the seventeenth session, 20 x 260 since)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)

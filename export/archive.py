@@ -12,7 +12,8 @@ def write_archive(model, endpoints, path):
     """Writes a SavedModel of ``model`` with ``endpoints`` ([(name, fn, input_signature)]) to ``path``.
 
     The first endpoint becomes ``serving_default``'s function (keras.export.ExportArchive's rule). The
-    endpoints compute in float32 even for a model trained under a mixed precision policy (`keras_vae.precision.float32_compute`).
+    endpoints compute in float32 even for a model trained under a mixed precision policy
+    (`keras_vae.precision.float32_compute`).
     """
     import keras
 
@@ -24,4 +25,3 @@ def write_archive(model, endpoints, path):
         for name, fn, input_signature in endpoints:
             archive.add_endpoint(name, fn, input_signature=input_signature)
         archive.write_out(os.fspath(path), verbose=False)
-

@@ -148,6 +148,12 @@ class DepthToSpace(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
+def pixel_coordinates(height, width):
+    """Each pixel's (x, y), from -1 to 1 along the columns and the rows: float32 ``[1, height, width, 2]``."""
+    ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
+    return np.stack([xs, ys], axis=-1)[np.newaxis].astype(np.float32)
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
 class SpatialBroadcast(keras.layers.Layer):
     """Tiles codes ``[batch, d]`` over a ``height x width`` grid and appends the pixel coordinates: ``[batch,
@@ -168,8 +174,7 @@ class SpatialBroadcast(keras.layers.Layer):
         self.height, self.width = int(height), int(width)
         if min(self.height, self.width) < 1:
             raise ValueError(f"height and width must be >= 1, got {height} x {width}")
-        ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, self.height), np.linspace(-1.0, 1.0, self.width), indexing="ij")
-        self._coordinates = np.stack([xs, ys], axis=-1)[np.newaxis].astype(np.float32)  # [1, H, W, 2]
+        self._coordinates = pixel_coordinates(self.height, self.width)
 
     def call(self, codes):
         import tensorflow as tf  # the model library runs on the TensorFlow backend
@@ -204,9 +209,7 @@ class CoordinateChannels(keras.layers.Layer):
     def call(self, x):
         import tensorflow as tf  # the model library runs on the TensorFlow backend
 
-        height, width = x.shape[1], x.shape[2]
-        ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij")
-        coordinates = tf.constant(np.stack([xs, ys], axis=-1)[np.newaxis], dtype=x.dtype)
+        coordinates = tf.constant(pixel_coordinates(x.shape[1], x.shape[2]), dtype=x.dtype)
         return tf.concat([x, tf.zeros_like(x[..., :2]) + coordinates], axis=-1)  # broadcast over the batch
 
     def compute_output_shape(self, input_shape):
@@ -244,8 +247,7 @@ class CoordinateMLP(keras.layers.Layer):
         if not self.units or min(self.units) < 1 or self.code_units < 0 or self.outputs < 1:
             raise ValueError(f"CoordinateMLP needs units >= 1 (at least one layer), code_units >= 0 and outputs >= 1; "
                              f"got units={units}, code_units={code_units}, outputs={outputs}")
-        ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, self.height), np.linspace(-1.0, 1.0, self.width), indexing="ij")
-        self._coordinates = self.COORDINATE_SCALE * np.stack([xs, ys], axis=-1)[np.newaxis].astype(np.float32)
+        self._coordinates = self.COORDINATE_SCALE * pixel_coordinates(self.height, self.width)
         self.code_layer = keras.layers.Dense(self.code_units, activation="relu", name="code") if self.code_units else None
         self.half_planes = keras.layers.Dense(3 * self.units[0], name="half_planes")
         self.hidden = [keras.layers.Dense(u, name=f"hidden_{i}") for i, u in enumerate(self.units[1:])]
@@ -318,7 +320,8 @@ def _upsampling_layers(upsampling, filters, channels, kernel_size, activation, c
         layers += [CoordinateChannels()] if coordinate_channels else []
         layers += [conv(f) for _ in range(convs_per_level - 1)]
         last = i == len(filters) - 1
-        layers += [conv(4 * channels, "likelihood_params", None) if last else conv(4 * filters[i + 1]), DepthToSpace(2)]
+        upsample = conv(4 * channels, "likelihood_params", None) if last else conv(4 * filters[i + 1])
+        layers += [upsample, DepthToSpace(2)]
     return layers
 
 

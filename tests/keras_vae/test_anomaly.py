@@ -41,8 +41,11 @@ def test_scores_are_the_negative_elbo_and_iwae_nll_and_are_seeded(trained):
     np.testing.assert_array_equal(elbo, anomaly_scores(vae, x, method="elbo", num_samples=400))
     # 400 draws average the per-example negative ELBO of the objective's terms.
     terms = vae.objective.terms(vae, np.repeat(x, 400, axis=0), None, training=False)
-    repeated = terms["elbo"].numpy().reshape(8, 400).mean(1)
-    np.testing.assert_allclose(elbo, -repeated, atol=1.0)  # two Monte Carlo estimates
+    draws = terms["elbo"].numpy().reshape(8, 400)
+    # Two independent 400-draw Monte Carlo estimates: 4 standard errors of their difference (at least 1 nat).
+    # Their noise depends on what ran before in the process, so a fixed 1 nat failed now and then.
+    tolerance = np.maximum(4 * np.sqrt(2) * draws.std(1) / np.sqrt(400), 1.0)
+    assert np.all(np.abs(elbo + draws.mean(1)) <= tolerance), (elbo, -draws.mean(1), tolerance)
     iwae = anomaly_scores(vae, x, method="iwae", num_samples=200, seed=1)
     np.testing.assert_allclose(iwae, -keras_vae.iwae_bound(vae, x, num_samples=200, chunk_size=100,
                                                             seed=_first_batch_seed(1)), rtol=1e-6)

@@ -8,7 +8,7 @@ benchmarks/shape_fidelity.py's shape classifier (reconstructions named correctly
 reconstructions named a shape with >= 0.9 confidence) and drawn as a 36-sample gmm grid (seed 0). Prints a table
 with each stage's wall time and writes JSON and the grids.
 
-    python benchmarks/make_train_budget.py --stages 20 40 80
+    python benchmarks/make_train_budget.py --stages 25 50 100
 """
 
 import argparse
@@ -28,7 +28,7 @@ from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", type=int, nargs="+", default=[20, 40, 80],
+    parser.add_argument("--stages", type=int, nargs="+", default=[25, 50, 100],
                         help="cumulative epoch counts, increasing (make train: 20)")
     parser.add_argument("--config", default=os.path.join(ROOT, "configs", "sprites_quick.yaml"))
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",

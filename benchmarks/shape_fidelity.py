@@ -12,7 +12,9 @@ sprites (cached under ``--work-dir``; held-out accuracy printed), then for each 
 - draws ``--examples`` samples (prior, and the gmm sampler: the model's own, else, or with ``--refit-gmm``,
   fitted here to 5,000 training codes with 100 components as `make train` does, ``--covariance-type`` diag or
   full) and reports how the confidently classified ones (softmax
-  >= 0.9) split between the shapes: real sprites split about evenly.
+  >= 0.9) split between the shapes: real sprites split about evenly;
+- for the same images, the intersection over union with the nearest real sprite (`SpriteBank`: every shape,
+  scale and angle, matched around the centre of mass): how exactly an image is some sprite, whichever shape.
 
 Models are ``.keras`` files (a run directory's ``best.keras``, a benchmark's saved model).
 
@@ -123,7 +125,61 @@ def accuracy_by_shape(predicted, shapes):
     return out
 
 
-def score_model(path, clf, factors, real, train_images, args):
+class SpriteBank:
+    """Every (shape, scale, angle) of the sprites grid at two positions per axis, binarized and cut out around
+    its centre of mass, to find the real sprite nearest to an image (`nearest_iou`)."""
+
+    WINDOW = 40  # the largest turned sprite spans 27 pixels; room for the +-1 pixel shifts
+    POSITIONS = (15, 16)  # two neighbouring grid positions per axis: two sub-pixel phases of the 64-pixel grid
+
+    def __init__(self):
+        from keras_vae.training import sprites
+
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in sprites.FACTOR_SIZES[:3]], self.POSITIONS, self.POSITIONS,
+                                    indexing="ij"), -1).reshape(-1, 5).astype("int32")
+        self.templates = self.windows(sprites.render_sprites(grid).numpy(), shifts=False)[:, 0]
+
+    @classmethod
+    def windows(cls, images, shifts=True):
+        """``[n, 9 or 1, WINDOW * WINDOW]`` binary cut-outs around each image's centre of mass (thresholded at
+        0.5), moved by -1, 0 and +1 pixels on each axis when ``shifts``; all zeros for an empty image."""
+        binary = np.asarray(images)[..., 0] >= 0.5
+        half, pad = cls.WINDOW // 2, cls.WINDOW // 2 + 1
+        padded = np.pad(binary, ((0, 0), (pad, pad), (pad, pad)))
+        offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)] if shifts else [(0, 0)]
+        out = np.zeros((len(binary), len(offsets), cls.WINDOW * cls.WINDOW), np.float32)
+        rows, cols = np.arange(binary.shape[1]), np.arange(binary.shape[2])
+        for n, image in enumerate(binary):
+            mass = image.sum()
+            if not mass:
+                continue
+            cy = int(round(float((image.sum(1) * rows).sum() / mass))) + pad
+            cx = int(round(float((image.sum(0) * cols).sum() / mass))) + pad
+            for k, (dy, dx) in enumerate(offsets):
+                y0, x0 = cy + dy - half, cx + dx - half
+                out[n, k] = padded[n, y0 : y0 + cls.WINDOW, x0 : x0 + cls.WINDOW].reshape(-1)
+        return out
+
+    def nearest_iou(self, images, chunk=250):
+        """Each image's intersection over union with the nearest sprite of the bank (best of nine shifts)."""
+        best = []
+        sizes = self.templates.sum(1)
+        for start in range(0, len(images), chunk):
+            cut = self.windows(images[start : start + chunk])
+            flat = cut.reshape(-1, cut.shape[-1])
+            inter = flat @ self.templates.T
+            iou = inter / np.maximum(flat.sum(1, keepdims=True) + sizes[None] - inter, 1.0)
+            best.append(iou.max(1).reshape(len(cut), -1).max(1))
+        return np.concatenate(best)
+
+
+def iou_summary(iou):
+    """The median nearest-sprite IoU and the shares of images at or above 0.8 and 0.9."""
+    return {"median": round(float(np.median(iou)), 3), "at_least_0.8": round(float(np.mean(iou >= 0.8)), 3),
+            "at_least_0.9": round(float(np.mean(iou >= 0.9)), 3)}
+
+
+def score_model(path, clf, factors, real, train_images, args, bank):
     import keras_vae
 
     model = keras_vae.load_vae(path, compile=False)
@@ -132,7 +188,8 @@ def score_model(path, clf, factors, real, train_images, args):
     reconstructions = np.asarray(model.reconstruct(real))
     predicted, confidence = verdicts(clf, reconstructions)
     row = {"model": path, "reconstruction_accuracy": accuracy_by_shape(predicted, factors[:, 0]),
-           "reconstructions_confident": split(predicted, confidence)}
+           "reconstructions_confident": split(predicted, confidence),
+           "reconstructions_nearest_iou": iou_summary(bank.nearest_iou(reconstructions))}
     fitted_here = args.refit_gmm or "gmm" not in getattr(model, "samplers", {})
     if fitted_here:
         model.fit_sampler(train_images, kind="gmm", num_components=args.gmm_components,
@@ -142,6 +199,7 @@ def score_model(path, clf, factors, real, train_images, args):
         samples = np.asarray(model.sample(args.examples, seed=args.seed, sampler=sampler,
                                           temperature=args.temperature))
         row[f"{sampler}_confident"] = split(*verdicts(clf, samples))
+        row[f"{sampler}_nearest_iou"] = iou_summary(bank.nearest_iou(samples))
     return row
 
 
@@ -157,10 +215,13 @@ def main(argv=None):
     real = sprites.render_sprites(factors).numpy()
     train_images, _ = data.load_examples("sprites", "train", count=5000, shuffle=True, seed=args.seed)
     real_verdicts = verdicts(clf, real)
+    bank = SpriteBank()
+    real_iou = iou_summary(bank.nearest_iou(real))
     rows = [{"model": "real sprites", "reconstruction_accuracy": accuracy_by_shape(real_verdicts[0], factors[:, 0]),
              "reconstructions_confident": split(*real_verdicts), "prior_confident": split(*real_verdicts),
-             "gmm_confident": None}]
-    rows += [score_model(path, clf, factors, real, train_images, args) for path in args.models]
+             "gmm_confident": None, "reconstructions_nearest_iou": real_iou, "prior_nearest_iou": real_iou,
+             "gmm_nearest_iou": None}]
+    rows += [score_model(path, clf, factors, real, train_images, args, bank) for path in args.models]
 
     print(f"\n{args.examples} images each; accuracy of the shape named for reconstructions (real row: the images), "
           f"and the share of reconstructions and samples classified with >= {CONFIDENT} confidence as each shape\n")
@@ -172,6 +233,15 @@ def main(argv=None):
         cells = [" / ".join(f"{v:.3f}" for v in acc.values())]
         for key in ("reconstructions_confident", "prior_confident", "gmm_confident"):
             cells.append(" / ".join(f"{v:.3f}" for v in row[key].values()) if row[key] else "-")
+        print(f"| {row['model']} | " + " | ".join(cells) + " |")
+    print("\nIntersection over union of each image (thresholded at 0.5) with the nearest real sprite (every shape, "
+          "scale and angle, cut out around the centre of mass, best of nine 1-pixel shifts): median / share >= 0.8 "
+          "/ share >= 0.9\n")
+    print("| model | reconstructions | prior samples | gmm samples |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        cells = [" / ".join(f"{v:.3f}" for v in row[key].values()) if row[key] else "-"
+                 for key in ("reconstructions_nearest_iou", "prior_nearest_iou", "gmm_nearest_iou")]
         print(f"| {row['model']} | " + " | ".join(cells) + " |")
     write_result(args.out, {"machine": machine(), "classifier": clf_info, "examples": args.examples,
                             "confident": CONFIDENT, "rows": rows})

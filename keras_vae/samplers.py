@@ -155,21 +155,22 @@ class GaussianMixtureSampler(Sampler, GaussianMixturePrior):
         else:
             covariances = np.tile(codes.var(axis=0) + floor, (k, 1))
         weights = np.full(k, 1.0 / k)
+        outer = _outer_products(codes) if full else None  # the same every iteration
         previous = -np.inf
         for iteration in range(self.max_iterations):
-            log_densities = _log_gaussians_full(codes, means, covariances) if full else \
+            log_densities = _log_gaussians_full(codes, means, covariances, outer) if full else \
                 _log_gaussians(codes, means, covariances)
             log_joint = log_densities + np.log(weights)  # [n, K]
-            log_norm = np.logaddexp.reduce(log_joint, axis=1, keepdims=True)
+            peak = log_joint.max(axis=1, keepdims=True)
+            log_norm = peak + np.log(np.exp(log_joint - peak).sum(axis=1, keepdims=True))
             mean_log_likelihood = float(log_norm.mean())
             resp = np.exp(log_joint - log_norm)
             counts = resp.sum(axis=0) + 1e-10
             weights = counts / counts.sum()
             means = (resp.T @ codes) / counts[:, None]
-            if full:
-                for j in range(k):
-                    centred = codes - means[j]
-                    covariances[j] = (resp[:, j, None] * centred).T @ centred / counts[j] + floor * np.eye(d)
+            if full:  # E[x x^T] - mean mean^T for all components: one product with the codes' outer products
+                covariances = (resp.T @ outer).reshape(k, d, d) / counts[:, None, None] - means[:, :, None] * means[:, None, :]
+                covariances = 0.5 * (covariances + covariances.transpose(0, 2, 1)) + floor * np.eye(d)
             else:
                 covariances = np.maximum((resp.T @ codes**2) / counts[:, None] - means**2, floor)
             if verbose:
@@ -197,15 +198,25 @@ def _log_gaussians(x, means, variances):
     return -0.5 * (squared + np.sum(np.log(variances), axis=1) + x.shape[1] * math.log(2 * math.pi))
 
 
-def _log_gaussians_full(x, means, covariances):
-    """``log N(x_i; mean_k, cov_k)`` for every pair: ``[n, K]`` (one component at a time: memory ``n x d``)."""
-    out = np.empty((len(x), len(means)))
-    for j, (mean, covariance) in enumerate(zip(means, covariances)):
-        chol = np.linalg.cholesky(covariance)
-        solved = np.linalg.solve(chol, (x - mean).T)  # [d, n]
-        out[:, j] = -0.5 * np.sum(solved**2, axis=0) - np.sum(np.log(np.diag(chol))) \
-            - 0.5 * x.shape[1] * math.log(2 * math.pi)
-    return out
+def _log_gaussians_full(x, means, covariances, outer=None):
+    """``log N(x_i; mean_k, cov_k)`` for every pair: ``[n, K]``, all components at once: the quadratic form
+    ``x^T P x - 2 x^T P mean + mean^T P mean`` (P the precision), its first term a product with the codes' outer
+    products (``outer``: `_outer_products` of ``x``, computed here when not given)."""
+    d = x.shape[1]
+    chol = np.linalg.cholesky(covariances)  # [K, d, d]
+    inverse_chol = np.linalg.inv(chol)
+    precisions = inverse_chol.transpose(0, 2, 1) @ inverse_chol  # P = L^-T L^-1
+    precision_means = np.einsum("kij,kj->ki", precisions, means)
+    log_det = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+    constant = np.einsum("ki,ki->k", means, precision_means) + log_det + d * math.log(2 * math.pi)
+    outer = _outer_products(x) if outer is None else outer
+    quadratic = outer @ precisions.reshape(len(means), d * d).T
+    return -0.5 * (quadratic - 2.0 * x @ precision_means.T + constant)
+
+
+def _outer_products(x):
+    """Each row's outer product ``x_i x_i^T``, flattened: ``[n, d * d]``."""
+    return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
 
 
 def _kmeans_plus_plus(x, k, rng):

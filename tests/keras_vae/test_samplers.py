@@ -33,6 +33,24 @@ def test_gmm_fit_recovers_a_known_mixture():
     assert frechet_distance(codes, drawn) < 0.1
 
 
+def test_full_covariance_log_densities_match_tfp_for_every_pair():
+    """All components at once (EM's E-step) equals each component's own density, including codes
+    far from a narrow component, where the expanded quadratic form could lose digits."""
+    from tensorflow_probability import distributions as tfd
+
+    from keras_vae.samplers import _log_gaussians_full
+
+    rng = np.random.default_rng(3)
+    k, d = 7, 5
+    factors = rng.normal(size=(k, d, d)) * np.geomspace(0.02, 2.0, k)[:, None, None]
+    covariances = factors @ factors.transpose(0, 2, 1) + 1e-4 * np.eye(d)
+    means = rng.normal(size=(k, d)) * 3
+    codes = np.concatenate([rng.normal(size=(300, d)) * 4, means + 0.01 * rng.normal(size=(k, d))])
+    expected = tfd.MultivariateNormalTriL(means, np.linalg.cholesky(covariances)).log_prob(codes[:, None, :])
+    got = _log_gaussians_full(codes, means, covariances)
+    np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-7, atol=1e-6)
+
+
 def test_full_covariance_gmm_recovers_correlated_components_and_its_density():
     rng = np.random.default_rng(0)
     means = np.array([[-4.0, 0.0], [4.0, 0.0]])

@@ -155,7 +155,8 @@ class GaussianMixtureSampler(Sampler, GaussianMixturePrior):
         else:
             covariances = np.tile(codes.var(axis=0) + floor, (k, 1))
         weights = np.full(k, 1.0 / k)
-        outer = _outer_products(codes) if full else None  # the same every iteration
+        # The codes' outer products are the same every iteration: kept when they fit in OUTER_PRODUCTS_LIMIT.
+        outer = _outer_products(codes) if full and codes.size * d <= OUTER_PRODUCTS_LIMIT else None
         previous = -np.inf
         for iteration in range(self.max_iterations):
             log_densities = _log_gaussians_full(codes, means, covariances, outer) if full else \
@@ -169,7 +170,8 @@ class GaussianMixtureSampler(Sampler, GaussianMixturePrior):
             weights = counts / counts.sum()
             means = (resp.T @ codes) / counts[:, None]
             if full:  # E[x x^T] - mean mean^T for all components: one product with the codes' outer products
-                covariances = (resp.T @ outer).reshape(k, d, d) / counts[:, None, None] - means[:, :, None] * means[:, None, :]
+                second = sum(resp[rows].T @ block for rows, block in _outer_blocks(codes, outer))
+                covariances = second.reshape(k, d, d) / counts[:, None, None] - means[:, :, None] * means[:, None, :]
                 covariances = 0.5 * (covariances + covariances.transpose(0, 2, 1)) + floor * np.eye(d)
             else:
                 covariances = np.maximum((resp.T @ codes**2) / counts[:, None] - means**2, floor)
@@ -209,14 +211,30 @@ def _log_gaussians_full(x, means, covariances, outer=None):
     precision_means = np.einsum("kij,kj->ki", precisions, means)
     log_det = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
     constant = np.einsum("ki,ki->k", means, precision_means) + log_det + d * math.log(2 * math.pi)
-    outer = _outer_products(x) if outer is None else outer
-    quadratic = outer @ precisions.reshape(len(means), d * d).T
+    flat_precisions = precisions.reshape(len(means), d * d).T
+    quadratic = np.concatenate([block @ flat_precisions for _, block in _outer_blocks(x, outer)])
     return -0.5 * (quadratic - 2.0 * x @ precision_means.T + constant)
+
+
+# Numbers of the codes' outer products EM keeps (2^25 float64: 256 MB); more are computed block by block.
+OUTER_PRODUCTS_LIMIT = 1 << 25
 
 
 def _outer_products(x):
     """Each row's outer product ``x_i x_i^T``, flattened: ``[n, d * d]``."""
     return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
+
+
+def _outer_blocks(x, outer=None, limit=None):
+    """``(row slice, outer products of those rows)`` covering ``x``: ``outer`` whole when given, else blocks of
+    at most ``limit`` (default `OUTER_PRODUCTS_LIMIT` / 8) numbers."""
+    if outer is not None:
+        yield slice(None), outer
+        return
+    step = max(1, (limit or OUTER_PRODUCTS_LIMIT // 8) // x.shape[1] ** 2)
+    for start in range(0, len(x), step):
+        rows = slice(start, start + step)
+        yield rows, _outer_products(x[rows])
 
 
 def _kmeans_plus_plus(x, k, rng):

@@ -51,6 +51,22 @@ def test_full_covariance_log_densities_match_tfp_for_every_pair():
     np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-7, atol=1e-6)
 
 
+def test_full_covariance_em_in_blocks_equals_em_with_all_outer_products(monkeypatch):
+    """Codes whose outer products exceed the memory limit are fitted block by block, to the same mixture."""
+    from keras_vae import samplers
+
+    codes, _, _, _ = _mixture(3000, seed=4)
+    fits = []
+    for limit in (samplers.OUTER_PRODUCTS_LIMIT, 100):  # 100 numbers: blocks of 3 codes, 1000 blocks
+        monkeypatch.setattr(samplers, "OUTER_PRODUCTS_LIMIT", limit)
+        sampler = GaussianMixtureSampler(num_components=3, covariance_type="full", max_iterations=20)
+        sampler.build((None, 2))
+        fits.append((sampler.fit(codes, seed=0), sampler.scale_trils.numpy(), sampler.locs.numpy()))
+    np.testing.assert_allclose(fits[0][0], fits[1][0], rtol=1e-9)
+    np.testing.assert_allclose(fits[0][1], fits[1][1], atol=1e-6)
+    np.testing.assert_allclose(fits[0][2], fits[1][2], atol=1e-6)
+
+
 def test_full_covariance_gmm_recovers_correlated_components_and_its_density():
     rng = np.random.default_rng(0)
     means = np.array([[-4.0, 0.0], [4.0, 0.0]])

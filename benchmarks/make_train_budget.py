@@ -29,7 +29,7 @@ from bench_common import RESULTS_DIR, machine, write_result  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, nargs="+", default=[25, 50, 100],
-                        help="cumulative epoch counts, increasing (make train: 20)")
+                        help="cumulative epoch counts, increasing (make train: 25)")
     parser.add_argument("--config", default=os.path.join(ROOT, "configs", "sprites_quick.yaml"))
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="a further keras-vae train --set for every stage")

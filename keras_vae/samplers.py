@@ -225,13 +225,13 @@ def _outer_products(x):
     return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
 
 
-def _outer_blocks(x, outer=None, limit=None):
+def _outer_blocks(x, outer=None):
     """``(row slice, outer products of those rows)`` covering ``x``: ``outer`` whole when given, else blocks of
-    at most ``limit`` (default `OUTER_PRODUCTS_LIMIT` / 8) numbers."""
+    at most `OUTER_PRODUCTS_LIMIT` / 8 numbers."""
     if outer is not None:
         yield slice(None), outer
         return
-    step = max(1, (limit or OUTER_PRODUCTS_LIMIT // 8) // x.shape[1] ** 2)
+    step = max(1, OUTER_PRODUCTS_LIMIT // 8 // x.shape[1] ** 2)
     for start in range(0, len(x), step):
         rows = slice(start, start + step)
         yield rows, _outer_products(x[rows])

@@ -19,7 +19,7 @@ def machine():
 def write_result(path, result):
     """Writes ``result`` as JSON to ``path`` (folders created; atomically, so a killed run leaves the last result)
     and says where."""
-    from keras_vae.training.run_dir import atomic_write_text
+    from keras_vae.atomic_files import atomic_write_text
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_text(path, json.dumps(result, indent=2))

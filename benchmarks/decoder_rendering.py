@@ -119,7 +119,7 @@ def save_picture(decoder, path):
     import tensorflow as tf
 
     from keras_vae.images import image_grid
-    from keras_vae.training.run_dir import atomic_write
+    from keras_vae.atomic_files import atomic_write
     from keras_vae.training.sprites import render_sprites
 
     factors = np.array([[shape, scale, angle, 16, 16] for shape in range(3) for scale in (5, 0)

@@ -125,18 +125,10 @@ def _settings(name, args):
     return settings
 
 
-def _save_atomically(write, path):
-    partial = path + ".partial" + os.path.splitext(path)[1]
-    write(partial)
-    os.replace(partial, path)
-
-
 def _save_json(value, path):
-    def write(partial):
-        with open(partial, "w") as f:
-            json.dump(value, f, indent=2)
+    from keras_vae.atomic_files import atomic_write_text
 
-    _save_atomically(write, path)
+    atomic_write_text(path, json.dumps(value, indent=2))
 
 
 def _train(name, args, info):
@@ -144,6 +136,7 @@ def _train(name, args, info):
     import keras
 
     import keras_vae
+    from keras_vae.atomic_files import atomic_write
     from keras_vae.training.data import get_dataset
 
     os.makedirs(args.work_dir, exist_ok=True)
@@ -178,7 +171,7 @@ def _train(name, args, info):
         state["train_seconds"] += time.time() - start
         state["steps"] += chunk
         state["train_last"] = {k: float(v[-1]) for k, v in history.items()}
-        _save_atomically(vae.save, model_path)
+        atomic_write(model_path, vae.save)
         _save_json(state, state_path)
         # The -ELBO too: beta-TCVAE's loss carries its minibatch-weighted TC estimate's large offset.
         last = state["train_last"]

@@ -65,7 +65,7 @@ def save_grid(model, path):
     import numpy as np
 
     from keras_vae.images import image_grid
-    from keras_vae.training.run_dir import atomic_write
+    from keras_vae.atomic_files import atomic_write
 
     grid = image_grid(np.asarray(model.sample(36, seed=0, sampler="gmm")), columns=6)
     atomic_write(path, lambda temp: keras.utils.save_img(temp, grid, file_format="png"))
@@ -80,7 +80,8 @@ def main(argv=None):
     import keras_vae
     import shape_fidelity
     from keras_vae.training import data, sprites
-    from keras_vae.training.run_dir import atomic_write, read_history
+    from keras_vae.atomic_files import atomic_write
+    from keras_vae.training.run_dir import read_history
 
     run_dir = os.path.join(args.work_dir, "run")
     os.makedirs(args.work_dir, exist_ok=True)

@@ -16,7 +16,9 @@ Modules, each one concept (no import cycles; none imports keras_vae.training or 
 ``layout`` (the folder TF Serving polls, staging, clean-up), ``source`` (loading and checking the model),
 ``signatures`` (the exported functions), ``archive`` (writing a SavedModel), ``saved_model`` (`export_model`),
 ``tflite``, ``warmup`` + ``predict_proto`` (TF Serving request protos), ``metadata``, ``labels``, ``limits``,
-``sampling``; serving: ``server``, ``rest_format``, ``client``.
+``sampling``; serving: ``server`` (`make_server`) over ``repository`` + ``servable`` (versions),
+``rest_api`` (routing) and ``http_transport`` (HTTP); ``rest_format`` (bodies) with ``rest_request``
+(parsing requests) and ``rest_json`` (JSON text, errors); ``client``.
 """
 
 import importlib

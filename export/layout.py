@@ -28,8 +28,12 @@ import shutil
 import tempfile
 import time
 
+from keras_vae.atomic_files import atomic_write_text
+
+write_text = atomic_write_text  # the name the export modules write their JSON files with
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_MAX_VERSION = 2**63 - 1  # TF Serving versions are int64
+MAX_VERSION = 2**63 - 1  # TF Serving versions are int64
 MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 TFLITE_DIR = "tflite"
@@ -70,7 +74,7 @@ def existing_versions(directory):
     return sorted(
         int(entry.name)
         for entry in os.scandir(directory)
-        if entry.is_dir() and entry.name.isdigit() and int(entry.name) <= _MAX_VERSION
+        if entry.is_dir() and entry.name.isdigit() and int(entry.name) <= MAX_VERSION
     )
 
 
@@ -88,8 +92,8 @@ def resolve_version(root, version, overwrite):
     if version is None:
         return max(taken, default=0) + 1
     version = int(version)
-    if not 0 <= version <= _MAX_VERSION:
-        raise ValueError(f"The version must be an integer from 0 to {_MAX_VERSION}, got {version}.")
+    if not 0 <= version <= MAX_VERSION:
+        raise ValueError(f"The version must be an integer from 0 to {MAX_VERSION}, got {version}.")
     if version in taken and not overwrite:
         raise ValueError(
             f"Version {version} already exists in {root!r}; pass --overwrite to replace it, or omit --version."
@@ -177,24 +181,10 @@ def write_error(directory, err):
     ExportError("Could not write the export into 'saved_models/vae': No space left on device.")
     """
     # TF's file errors read "<path>; <reason> [Op:X]": the path is a staging file, the reason is what helps.
-    text = str(getattr(err, "strerror", None) or getattr(err, "message", None) or err)
+    # An AtomicWriteError's `reason` is the failed write's own text.
+    text = str(getattr(err, "reason", None) or getattr(err, "strerror", None) or getattr(err, "message", None) or err)
     reason = text.split("; ")[-1].split(" [Op:")[0]
     return ExportError(f"Could not write the export into {os.fspath(directory)!r}: {reason.rstrip('.')}.")
-
-
-def write_text(path, text):
-    """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then replace)."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=_prefix(), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def models_config_text(name, base_path):
@@ -212,5 +202,5 @@ def models_config_text(name, base_path):
 
 def write_server_configs(root, name):
     """Writes models.config and batching_parameters.txt beside the versions of ``root``."""
-    write_text(os.path.join(root, MODELS_CONFIG), models_config_text(name, root))
-    write_text(os.path.join(root, BATCHING_PARAMETERS), BATCHING_PARAMETERS_TEXT)
+    atomic_write_text(os.path.join(root, MODELS_CONFIG), models_config_text(name, root))
+    atomic_write_text(os.path.join(root, BATCHING_PARAMETERS), BATCHING_PARAMETERS_TEXT)

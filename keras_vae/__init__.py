@@ -11,47 +11,73 @@ Example:
 >>> vae.compile(optimizer=keras.optimizers.Adam(1e-3))
 >>> vae.fit(images, epochs=5, batch_size=128)
 >>> samples = vae.sample(16, seed=0)
+
+Names load on first use (PEP 562): ``import keras_vae`` and ``keras_vae.names`` import no TensorFlow, so the
+``keras-vae`` command answers ``--help`` at once; ``keras_vae.build_vae`` imports `keras_vae.factory` (and
+TensorFlow) the first time it is read. Submodules (``keras_vae.priors``, ...) resolve the same way.
+`load_vae` registers the library's Keras classes before it reads a file; so does importing the package when
+Keras or TensorFlow is already imported (``import keras, keras_vae``), for ``keras.saving.load_model``.
+Otherwise call `load_library` before ``keras.saving.load_model``.
 """
+
+import importlib
+import importlib.util
+import sys
 
 __version__ = "0.2.0"
 
-from keras_vae._startup import command_line_cpu_kernels, quiet_tensorflow_startup
+# Public name -> the module that defines it, in the order of `__all__`.
+_EXPORTS = {
+    "VAE": "model", "LadderVAE": "ladder", "build_vae": "factory", "Condition": "conditioning",
+    "NonFiniteLossError": "model", "NonFiniteSkipping": "optimizers", "FusedAdam": "optimizers",
+    "Likelihood": "likelihoods", "BernoulliLikelihood": "likelihoods", "GaussianLikelihood": "likelihoods",
+    "get_likelihood": "likelihoods",
+    "Posterior": "posteriors", "GaussianPosterior": "posteriors", "IAFPosterior": "posteriors",
+    "get_posterior": "posteriors",
+    "Prior": "priors", "StandardNormalPrior": "priors", "GaussianMixturePrior": "priors",
+    "MixtureOfGaussiansPrior": "priors", "VampPrior": "priors", "get_prior": "priors",
+    "Objective": "objectives", "ELBO": "objectives", "CapacityELBO": "objectives",
+    "TotalCorrelationELBO": "objectives", "ImportanceWeightedBound": "objectives", "get_objective": "objectives",
+    "Sampler": "samplers", "GaussianMixtureSampler": "samplers", "TwoStageSampler": "samplers",
+    "get_sampler": "samplers",
+    "iwae_bound": "bounds", "refine_posterior": "bounds", "image_grid": "images", "load_vae": "saving",
+    "mlp_encoder": "networks", "mlp_decoder": "networks", "conv_encoder": "networks", "conv_decoder": "networks",
+    "GatedDense": "networks", "DepthToSpace": "networks", "SpatialBroadcast": "networks",
+    "CoordinateChannels": "networks", "CoordinateMLP": "networks", "conditional_encoder": "networks",
+    "conditional_decoder": "networks",
+    "encode_means": "latent", "interpolate": "latent", "attribute_vector": "latent", "apply_attribute": "latent",
+    "blend": "latent", "traverse": "latent",
+    "anomaly_scores": "anomaly", "score_threshold": "anomaly",
+    "mutual_information_gap": "disentanglement", "factor_vae_score": "disentanglement",
+}
 
-command_line_cpu_kernels()
-with quiet_tensorflow_startup():  # the keras-vae command hides TensorFlow's start-up lines unless --verbose
-    import tensorflow  # noqa: F401
+__all__ = list(_EXPORTS)
 
-from keras_vae.anomaly import anomaly_scores, score_threshold
-from keras_vae.bounds import iwae_bound, refine_posterior
-from keras_vae.conditioning import Condition
-from keras_vae.disentanglement import factor_vae_score, mutual_information_gap
-from keras_vae.factory import build_vae
-from keras_vae.images import image_grid
-from keras_vae.ladder import LadderVAE
-from keras_vae.latent import apply_attribute, attribute_vector, blend, encode_means, interpolate, traverse
-from keras_vae.likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood, get_likelihood
-from keras_vae.model import VAE, NonFiniteLossError
-from keras_vae.networks import (CoordinateChannels, CoordinateMLP, DepthToSpace, GatedDense, SpatialBroadcast, conditional_decoder, conditional_encoder, conv_decoder, conv_encoder,
-                                mlp_decoder, mlp_encoder)
-from keras_vae.objectives import (ELBO, CapacityELBO, ImportanceWeightedBound, Objective, TotalCorrelationELBO,
-                                  get_objective)
-from keras_vae.optimizers import FusedAdam, NonFiniteSkipping
-from keras_vae.posteriors import GaussianPosterior, IAFPosterior, Posterior, get_posterior
-from keras_vae.priors import (GaussianMixturePrior, MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior,
-                              get_prior)
-from keras_vae.samplers import GaussianMixtureSampler, Sampler, TwoStageSampler, get_sampler
-from keras_vae.saving import load_vae
 
-__all__ = [
-    "VAE", "LadderVAE", "build_vae", "Condition", "NonFiniteLossError", "NonFiniteSkipping", "FusedAdam",
-    "Likelihood", "BernoulliLikelihood", "GaussianLikelihood", "get_likelihood",
-    "Posterior", "GaussianPosterior", "IAFPosterior", "get_posterior",
-    "Prior", "StandardNormalPrior", "GaussianMixturePrior", "MixtureOfGaussiansPrior", "VampPrior", "get_prior",
-    "Objective", "ELBO", "CapacityELBO", "TotalCorrelationELBO", "ImportanceWeightedBound", "get_objective",
-    "Sampler", "GaussianMixtureSampler", "TwoStageSampler", "get_sampler",
-    "iwae_bound", "refine_posterior", "image_grid", "load_vae",
-    "mlp_encoder", "mlp_decoder", "conv_encoder", "conv_decoder", "GatedDense", "DepthToSpace", "SpatialBroadcast", "CoordinateChannels", "CoordinateMLP", "conditional_encoder",
-    "conditional_decoder",
-    "encode_means", "interpolate", "attribute_vector", "apply_attribute", "blend", "traverse",
-    "anomaly_scores", "score_threshold", "mutual_information_gap", "factor_vae_score",
-]
+def __getattr__(name):
+    """A public name from its module, or a submodule (``keras_vae.priors``), imported on first use."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # later reads skip this function
+        return value
+    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_library():
+    """Imports every module of the public names, registering their Keras classes for ``keras.saving.load_model``.
+
+    >>> keras_vae.load_library()
+    >>> keras.saving.load_model("vae.keras")
+    """
+    for module in dict.fromkeys(_EXPORTS.values()):
+        importlib.import_module(f"{__name__}.{module}")
+
+
+if "keras" in sys.modules or "tensorflow" in sys.modules:  # TensorFlow's start-up is paid already
+    load_library()

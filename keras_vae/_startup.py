@@ -1,24 +1,32 @@
-"""Start-up of the ``keras-vae`` command, settled before TensorFlow is imported (importing this package imports it).
+"""Start-up of the ``keras-vae`` command: TensorFlow imported once, before a command runs, under the command's settings.
 
 - TensorFlow's C++ start-up lines (CUDA probing, CPU features, absl's pre-initialization notice) are hidden
   unless ``--verbose``. Python warnings still show.
 - TensorFlow's oneDNN CPU kernels are on (`command_line_cpu_kernels`).
 
-A user's own program that imports the package is left alone.
+Argument parsing (``keras-vae --help``) happens before, without TensorFlow. A user's own program that imports
+the package, or calls `keras_vae.cli.main` itself, is left alone.
+
+Example:
+
+>>> start_tensorflow()       # in keras_vae.cli.main, after parsing, before the command's function
 """
 
 import contextlib
 import os
 import sys
-import tempfile
 
 COMMAND = "keras-vae"
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+# The files ``python -m keras_vae`` and ``python -m keras_vae.cli`` run: sys.argv[0] once they run.
+_MAIN_FILES = {os.path.join(_PACKAGE, "__main__.py"), os.path.join(_PACKAGE, "cli", "__main__.py")}
 
 
 def running_the_command_line(argv=None):
     """True in ``keras-vae ...`` and ``python -m keras_vae[.cli] ...`` (argv[0] is ``-m`` while it is located)."""
     argv = sys.argv if argv is None else argv
-    return bool(argv) and (os.path.basename(argv[0]) == COMMAND or argv[0] == "-m")
+    return bool(argv) and (os.path.basename(argv[0]) == COMMAND or argv[0] == "-m"
+                           or os.path.abspath(argv[0]) in _MAIN_FILES)
 
 
 def command_line_cpu_kernels(argv=None):
@@ -41,6 +49,8 @@ def quiet_tensorflow_startup(argv=None):
     if not running_the_command_line(argv) or "--verbose" in argv or "-v" in argv[1:2]:
         yield
         return
+    import tempfile  # here: the parser, which imports this module, needs none of it
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -53,3 +63,15 @@ def quiet_tensorflow_startup(argv=None):
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+def start_tensorflow(argv=None):
+    """Imports TensorFlow with the command's CPU kernels and quiet start-up (both only inside ``keras-vae``).
+
+    Settings TensorFlow reads once, when it is first imported: a later call changes nothing.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    command_line_cpu_kernels(argv)
+    with quiet_tensorflow_startup(argv):
+        import tensorflow  # noqa: F401

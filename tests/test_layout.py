@@ -243,3 +243,17 @@ def test_imports_point_from_the_cli_to_training_and_export_to_the_library():
 
 def test_no_import_cycles():
     assert import_cycles(import_graph()) == []
+
+
+# ------------------------------------------------------------------------------------------ module size
+MAX_MODULE_LINES = 450
+
+
+def test_every_module_is_short_enough_to_read():
+    long = {}
+    for path in module_files().values():
+        with open(path) as f:
+            lines = sum(1 for _ in f)
+        if lines > MAX_MODULE_LINES:
+            long[os.path.relpath(path, ROOT)] = lines
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines (split by concern): {long}"

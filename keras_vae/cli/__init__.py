@@ -1,7 +1,8 @@
 """The `keras-vae` command line: one subcommand per module listed in COMMAND_MODULES.
 
 Each module defines ``add_command(subparsers)``, registering one subcommand, and imports TensorFlow only
-inside its command function, so ``keras-vae --help`` stays fast. Bad input is reported as
+inside its command function, so ``keras-vae --help`` answers without importing it; `main` imports TensorFlow
+once the arguments are parsed, with the command's start-up settings (`keras_vae._startup`). Bad input is reported as
 ``keras-vae COMMAND: error: ...`` with exit status 2, never a traceback; a run stopped by non-finite
 losses exits with 1.
 
@@ -31,6 +32,7 @@ COMMAND_MODULES = (
     "keras_vae.cli.studio",
     "keras_vae.cli.fit_sampler",
     "keras_vae.cli.configs",
+    "keras_vae.cli.variants",
 )
 def build_parser():
     """The argument parser with every subcommand registered."""
@@ -43,6 +45,7 @@ def build_parser():
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", dest="tensorflow_logs", action="store_true",
                         help="show TensorFlow's start-up and C++ log lines (hidden by default)")
+    parser.set_defaults(uses_tensorflow=True)  # commands that only read files set it False
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:  # imported here, when the parser is built, not when keras_vae.cli is
         importlib.import_module(name).add_command(subparsers)
@@ -72,9 +75,12 @@ def _is_divergence(err):
 def main(argv=None):
     """Runs ``keras-vae`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     from keras_vae import progress
+    from keras_vae._startup import start_tensorflow
 
     args = build_parser().parse_args(argv)
     progress.set_quiet(args.quiet)
+    if args.uses_tensorflow:  # after parsing: --help and argument errors answer without TensorFlow
+        start_tensorflow()
     try:
         return args.func(args) or 0
     except Exception as err:

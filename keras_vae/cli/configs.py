@@ -14,7 +14,7 @@ def add_command(subparsers):
         "configs", help="list the built-in training configs, or print one",
         description="The training configs that ship with keras-vae; `keras-vae train --config NAME` uses one.")
     parser.add_argument("name", nargs="?", help="print this config's YAML")
-    parser.set_defaults(func=run_configs)
+    parser.set_defaults(func=run_configs, uses_tensorflow=False)
 
 
 def run_configs(args):

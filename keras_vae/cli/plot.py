@@ -11,8 +11,7 @@ Example:
 import sys
 
 from keras_vae.cli.common import add_model_and_data_arguments, check_positive
-from keras_vae.training.outputs import PICTURE_FORMATS, check_output_path
-from keras_vae.training.plots import KINDS  # light modules: numpy and matplotlib load when a picture is drawn
+from keras_vae.training.plots import KINDS  # a light module: numpy and matplotlib load when a picture is drawn
 
 
 def add_command(subparsers):
@@ -74,6 +73,8 @@ def _inputs(args, model, dataset, data_dir, num):
 
 
 def run_plot(args):
+    from keras_vae.training.outputs import PICTURE_FORMATS, check_output_path
+
     check_positive(args, "num", "steps")
     check_output_path(args.out, PICTURE_FORMATS, "--out")
     if not (args.span > 0 and args.temperature > 0):  # written so that NaN is refused too

@@ -109,8 +109,7 @@ def main(argv=None):
     train_time = "unknown (stopped run)" if train_seconds is None else f"{train_seconds / 60:.1f} min"
     print(f"\n| dataset | split | model | epochs | train time | K | examples | NLL (nats) | -ELBO (nats) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| binarized MNIST | valid | {config.architecture} {config.model_options} z={config.latent_dim} "
-          f"{config.variant} | {metrics['epochs']} | {train_time} | {args.iw_samples} | "
+    print(f"| binarized MNIST | valid | {config.model} | {metrics['epochs']} | {train_time} | {args.iw_samples} | "
           f"{evaluation['num_examples']} | {evaluation['nll']:.2f} | {evaluation['nelbo']:.2f} |")
     if args.refine_steps:
         print(f"NLL with the proposal refined per example ({args.refine_steps} steps): {evaluation['nll_refined']:.2f}")

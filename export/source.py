@@ -54,7 +54,7 @@ def check_matches_run(model, config, source):
 
     Such a model was copied in from another run, and the run's dataset name would mislabel the export.
     """
-    expected = {"image_shape": config.get("image_shape"), "latent_dim": config.get("latent_dim")}
+    expected = {"image_shape": config.get("image_shape"), "latent_dim": config.get("model", {}).get("latent_dim")}
     actual = {"image_shape": [int(d) for d in model.image_shape], "latent_dim": int(model.latent_dim)}
     wrong = [key for key, value in expected.items() if value is not None and _as_json(value) != actual[key]]
     if wrong:
@@ -75,7 +75,7 @@ def exportable_model(source, dataset=None):
     A path's dataset comes from its run's config.yaml (`keras_vae.saving.read_run_config`), after checking the
     model matches that run; ``dataset`` overrides it. Refuses non-VAE models and non-finite weights.
     """
-    from keras_vae.saving import read_run_config
+    from keras_vae.run_config import read_run_config
 
     if isinstance(source, (str, os.PathLike)):
         model, path = load_checked_vae(source), source

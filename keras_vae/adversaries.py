@@ -100,6 +100,11 @@ class FactorDiscriminator(Adversary):
         if not self.gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
 
+    @classmethod
+    def from_options(cls, input_shape, latent_dim, discriminator_units=(512, 512, 512), **options):
+        """The adversary `build_vae` declares for ``variant="factor_vae"``: a fresh discriminator on codes."""
+        return cls(factor_discriminator(latent_dim, tuple(discriminator_units)), **options)
+
     def check(self, model):
         if tuple(self.discriminator.inputs[0].shape[1:]) != (model.latent_dim,):
             raise ValueError(f"The factor discriminator must take (batch, {model.latent_dim}) codes; it takes "
@@ -145,6 +150,11 @@ class ImageDiscriminator(Adversary):
         if not (self.feature_weight >= 0 and self.adversarial_weight >= 0):
             raise ValueError(f"feature_weight and adversarial_weight must be >= 0, got {feature_weight}, "
                              f"{adversarial_weight}")
+
+    @classmethod
+    def from_options(cls, input_shape, latent_dim, discriminator_filters=(32, 64, 128), **options):
+        """The adversary `build_vae` declares for ``variant="vae_gan"``: a fresh discriminator on images."""
+        return cls(image_discriminator(input_shape, tuple(discriminator_filters)), **options)
 
     def check(self, model):
         if tuple(self.discriminator.inputs[0].shape[1:]) != tuple(model.image_shape):

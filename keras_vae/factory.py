@@ -1,4 +1,5 @@
-"""`build_vae`: a model for an image shape from a few names. Each variant is a declaration of parts.
+"""`build_vae`: a model for an image shape from a few names, reading each variant's declaration in
+`keras_vae.names.VARIANTS` (its objective, posterior, adversary, model class and option defaults).
 
 Example:
 
@@ -6,68 +7,101 @@ Example:
 >>> cvae = build_vae((28, 28, 1), 8, variant="cvae", num_classes=10)
 >>> ladder = build_vae((28, 28, 1), 16, architecture="mlp", variant="ladder", lower_latent_dims=(64, 32))
 >>> tcvae = build_vae((64, 64, 1), 10, variant="beta_tcvae", beta=6.0)   # dataset_size from fit's data
+>>> iwae = build_vae((28, 28, 1), 16, architecture="mlp", objective="importance_weighted", num_samples=5)
 """
 
+import operator
+
 from keras_vae import names
-from keras_vae.adversaries import FactorDiscriminator, ImageDiscriminator, factor_discriminator, image_discriminator
+from keras_vae.adversaries import ADVERSARIES
 from keras_vae.conditioning import Condition
-from keras_vae.ladder import DEFAULT_LOWER_LATENT_DIMS, LadderVAE
+from keras_vae.ladder import LadderVAE
 from keras_vae.likelihoods import GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
 from keras_vae.networks import build_networks
-from keras_vae.objectives import ELBO, CapacityELBO, ImportanceWeightedBound, TotalCorrelationELBO
-from keras_vae.posteriors import IAFPosterior
+from keras_vae.objectives import OBJECTIVES, get_objective
+from keras_vae.posteriors import POSTERIORS, get_posterior
 from keras_vae.priors import get_prior
 
-
-def _unused(variant, options, keys, why):
-    given = [k for k in keys if options.get(k) not in (None, 0, 0.0)]
-    if given:
-        raise ValueError(f"Option {given[0]!r} has no effect for variant {variant!r}: {why}.")
+MODEL_CLASSES = {"vae": VAE, "ladder": LadderVAE}  # names.MODEL_CLASSES
 
 
-def _objective(variant, options):
-    """The variant's objective from its options (popped from ``options``)."""
-    iw = options.pop("iw_train_samples", 1)
-    if isinstance(iw, bool) or int(iw) != float(iw) or int(iw) < 1:
-        raise ValueError(f"iw_train_samples must be an integer >= 1, got {iw!r}")
-    iw = int(iw)
-    if variant == "beta_tcvae":
-        _unused(variant, options, ("free_bits",), "its loss weighs the KL's three parts instead")
-        options.pop("free_bits", None)
-        tc = {k: options.pop(k) for k in ("beta", "alpha", "gamma", "dataset_size") if k in options}
-        objective = TotalCorrelationELBO(kl_warmup_steps=options.pop("kl_warmup_steps", 0), **tc)
-    elif variant == "beta_vae" and options.get("capacity_max") is not None:
-        # beta is not refused: configs always carry one. With a capacity it has no part in the loss.
-        _unused(variant, options, ("free_bits", "kl_warmup_steps"), "with capacity_max the loss is gamma * |KL - C|")
-        capacity = {k: options.pop(k) for k in ("capacity_max", "capacity_steps", "gamma") if k in options}
-        objective = CapacityELBO(**capacity)
-    else:
-        if variant == "beta_vae":
-            _unused(variant, options, ("capacity_steps", "gamma"), "they anneal a capacity; give capacity_max")
-            options.pop("capacity_max", None)
-        objective = ELBO(beta=options.pop("beta", 4.0 if variant == "beta_vae" else 1.0),
-                         kl_warmup_steps=options.pop("kl_warmup_steps", 0), free_bits=options.pop("free_bits", 0.0))
-    for key in ("beta", "free_bits", "kl_warmup_steps"):
-        options.pop(key, None)
+def _integer(name, value, low):
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = int(value) if isinstance(value, float) and value.is_integer() else None
+    if number is None or isinstance(value, bool) or number < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return number
+
+
+def _is_neutral(option, value):
+    """True when ``value`` changes nothing (not given, zero, or the ELBO's default weight)."""
+    return value is None or value == names.NEUTRAL_VALUES.get(option, 0)
+
+
+def _refuse_unused(variant, options, keys, why):
+    """Pops ``keys`` from ``options``; a ValueError when one of them was given a value that would matter."""
+    for key in keys:
+        if key in options and not _is_neutral(key, options.pop(key)):
+            raise ValueError(f"Option {key!r} has no effect for variant {variant!r}: {why}.")
+
+
+def _objective_options(spec):
+    """Every objective option a variant's options may carry: the ELBO's weights and its objectives' own."""
+    objectives = ("elbo", spec.objective, *spec.switches.values())
+    return tuple(dict.fromkeys(o for name in objectives for o in names.OBJECTIVE_OPTIONS[name]))
+
+
+def _objective(variant, spec, options):
+    """The objective the variant declares (or ``objective=`` names), with its options popped from ``options``."""
+    given = options.pop("objective", None)
+    iw = _integer("iw_train_samples", options.pop("iw_train_samples", 1), 1)
+    name = given if isinstance(given, str) else spec.objective_for(options) if given is None else None
     if iw > 1:
-        if not isinstance(objective, ELBO):
+        if name != "elbo":
             raise ValueError(f"iw_train_samples > 1 trains on the importance-weighted bound; variant {variant!r} "
-                             "has an objective of its own.")
-        objective = ImportanceWeightedBound(iw)
-    return objective
+                             f"has an objective of its own ({given or name!r}).")
+        name = "importance_weighted"
+    if name is None:  # an Objective or its config: its options are set on it
+        _refuse_unused(variant, options, _objective_options(spec), "objective= is given; set it on the objective")
+        return get_objective(given)
+    names.check_choice("objective", name, names.OBJECTIVES)
+    taken = names.OBJECTIVE_OPTIONS[name]
+    kwargs = {key: value for key, value in spec.defaults.items() if key in taken}
+    kwargs.update({key: options.pop(key) for key in taken if key in options})
+    if iw > 1:
+        kwargs["num_samples"] = iw
+    for key in names.OBJECTIVE_IGNORES.get(name, ()):
+        options.pop(key, None)
+    _refuse_unused(variant, options, (*_objective_options(spec), "num_samples"),
+                   f"objective {name!r} does not take it")
+    return OBJECTIVES[name](**kwargs)
 
 
-def _adversary(variant, options, input_shape, latent_dim):
-    """FactorVAE's code discriminator or VAE-GAN's image discriminator (options popped), else None."""
-    if variant == "factor_vae":
-        units = tuple(options.pop("discriminator_units", (512, 512, 512)))
-        return FactorDiscriminator(factor_discriminator(latent_dim, units), gamma=options.pop("gamma", 35.0))
-    if variant == "vae_gan":
-        filters = tuple(options.pop("discriminator_filters", (32, 64, 128)))
-        weights = {k: options.pop(k) for k in ("feature_weight", "adversarial_weight") if k in options}
-        return ImageDiscriminator(image_discriminator(input_shape, filters), **weights)
-    return None
+def _posterior(spec, options):
+    """The declared posterior, or the one ``posterior=`` gives; flow options select and configure IAF."""
+    flows = {key: options.pop(key) for key in names.POSTERIOR_OPTIONS["iaf"] if key in options}
+    posterior = options.pop("posterior", "iaf" if flows else spec.posterior)
+    if flows and posterior != "iaf":
+        raise ValueError(f"{sorted(flows)} configure posterior 'iaf'; posterior={posterior!r} takes none.")
+    return POSTERIORS["iaf"](**flows) if posterior == "iaf" else get_posterior(posterior)
+
+
+def _adversary(spec, options, input_shape, latent_dim):
+    if spec.adversary is None:
+        return None
+    own = {key: options.pop(key) for key in names.ADVERSARY_OPTIONS[spec.adversary] if key in options}
+    return ADVERSARIES[spec.adversary].from_options(input_shape, latent_dim, **own)
+
+
+def _likelihood(likelihood, scale):
+    if scale is None:
+        return get_likelihood(likelihood)
+    if likelihood != "gaussian":
+        raise ValueError(f"likelihood_scale is for likelihood='gaussian', got likelihood={likelihood!r}.")
+    return GaussianLikelihood(scale=scale)
 
 
 def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoulli", variant="vae", **options):
@@ -77,53 +111,38 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
         input_shape: ``(H, W, C)`` of the images.
         latent_dim: size of the latent code (for ``"ladder"``: the top layer's).
         architecture: ``"conv"`` or ``"mlp"``.
-        likelihood: ``"bernoulli"`` or ``"gaussian"`` (or a likelihood layer); ``likelihood_scale=0.1`` fixes a
-            Gaussian's scale (learned by default).
-        variant: ``"vae"``; ``"beta_vae"`` (``beta``, default 4, or ``capacity_max``/``capacity_steps``/``gamma``);
-            ``"beta_tcvae"`` (``beta``, ``alpha``, ``gamma``, ``dataset_size``); ``"cvae"`` (needs
-            ``num_classes`` or ``label_dim``); ``"ladder"`` (``lower_latent_dims``, ``ladder_units``); ``"iaf"``
-            (``num_flows``, ``flow_units``); ``"factor_vae"`` (``gamma``, ``discriminator_units``); ``"vae_gan"``
-            (``feature_weight``, ``adversarial_weight``, ``discriminator_filters``).
+        likelihood: ``"bernoulli"`` or ``"gaussian"``, a config or a `Likelihood`; ``likelihood_scale=0.1`` fixes
+            a Gaussian's scale (learned by default).
+        variant: a name of `keras_vae.names.VARIANTS` (``names.variant_table()`` lists them with their options):
+            ``"vae"``, ``"beta_vae"``, ``"beta_tcvae"``, ``"cvae"``, ``"ladder"``, ``"iaf"``, ``"factor_vae"``,
+            ``"vae_gan"``.
         **options: network options (``hidden_units``, ``dropout``, ``gated`` for mlp; ``filters``,
-            ``kernel_size``, ``dense_units``, ``upsampling`` ("transpose", "resize", "depth_to_space": the
-            decoder for devices, "spatial_broadcast": Watters et al.'s decoder, "implicit": a `CoordinateMLP` of
-            ``render_units``) for conv; ``activation``) and the model's parts: ``prior`` (+
-            ``prior_options``), ``posterior``, ``beta``, ``kl_warmup_steps``, ``free_bits``,
-            ``iw_train_samples``, ``seed``, and a condition for any variant (``num_classes`` or ``label_dim``).
-            `keras_vae.names` lists them; an unknown option is a ValueError naming it.
+            ``kernel_size``, ``dense_units``, ``upsampling``, ``render_units``, ``convs_per_level``,
+            ``coordinate_channels`` for conv; ``activation``), the parts (``prior`` + ``prior_options``,
+            ``posterior`` (+ ``num_flows``, ``flow_units``), ``objective``: each a name, a config or an object),
+            the objective's options (``beta``, ``kl_warmup_steps``, ``free_bits``, ``iw_train_samples``, the
+            variant's own), ``seed``, and a condition for any variant (``num_classes`` or ``label_dim``).
+            An unknown option, or one that would have no effect, is a ValueError naming it.
     """
     names.check_model_options(variant, architecture, options)
-    latent_dim = int(latent_dim)
-    if latent_dim < 1:
-        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    spec = names.get_variant(variant)
+    latent_dim = _integer("latent_dim", latent_dim, 1)
     input_shape = tuple(int(d) for d in input_shape)
     options = dict(options)
-    net_options = {k: options.pop(k) for k in names.NETWORK_OPTIONS[architecture] if k in options}
+    net_options = {key: options.pop(key) for key in names.NETWORK_OPTIONS[architecture] if key in options}
     condition = Condition.from_options(options.pop("num_classes", None), options.pop("label_dim", None))
-    if variant == "cvae" and not condition:
-        raise ValueError("variant 'cvae' needs num_classes (class-index labels) or label_dim (vector labels).")
-    scale = options.pop("likelihood_scale", None)
-    if scale is not None:
-        if likelihood != "gaussian":
-            raise ValueError(f"likelihood_scale is for likelihood='gaussian', got likelihood={likelihood!r}.")
-        likelihood = GaussianLikelihood(scale=scale)
+    if spec.needs_condition and not condition:
+        raise ValueError(f"variant {variant!r} needs num_classes (class-index labels) or label_dim (vector labels).")
     parts = {
-        "likelihood": get_likelihood(likelihood),
+        "likelihood": _likelihood(likelihood, options.pop("likelihood_scale", None)),
         "prior": get_prior(options.pop("prior", "standard_normal"), **(options.pop("prior_options", None) or {})),
-        "objective": _objective(variant, options),
+        "objective": _objective(variant, spec, options),
+        "posterior": _posterior(spec, options),
+        "adversary": _adversary(spec, options, input_shape, latent_dim),
         "condition": condition,
         "seed": options.pop("seed", None),
     }
-    parts["adversary"] = _adversary(variant, options, input_shape, latent_dim)
-    flows = {k: options.pop(k) for k in ("num_flows", "flow_units") if k in options}
-    posterior = options.pop("posterior", "iaf" if variant == "iaf" or flows else "gaussian")
-    parts["posterior"] = IAFPosterior(**flows) if posterior == "iaf" else posterior
-    if variant == "ladder":
-        # The encoder is the bottom of the bottom-up pass; the decoder reads the bottom layer's codes.
-        lower = tuple(options.pop("lower_latent_dims", DEFAULT_LOWER_LATENT_DIMS))
-        bottom = int(lower[0]) if lower else latent_dim  # LadderVAE itself rejects an empty hierarchy
-        encoder, decoder = build_networks(architecture, input_shape, bottom, bottom, condition.size, **net_options)
-        return LadderVAE(encoder, decoder, latent_dim, lower_latent_dims=lower, **options, **parts)
-    encoder, decoder = build_networks(architecture, input_shape, latent_dim, latent_dim, condition.size,
-                                      **net_options)
-    return VAE(encoder, decoder, latent_dim, **parts, **options)
+    model_class = MODEL_CLASSES[spec.model]
+    code_size = model_class.network_code_size(latent_dim, **options)  # what the encoder emits, the decoder reads
+    encoder, decoder = build_networks(architecture, input_shape, code_size, code_size, condition.size, **net_options)
+    return model_class(encoder, decoder, latent_dim, **parts, **options)

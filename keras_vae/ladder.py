@@ -62,6 +62,11 @@ class LadderVAE(VAE):
         self.activation = activation
         super().__init__(encoder, decoder, latent_dim, **kwargs)
 
+    @staticmethod
+    def network_code_size(latent_dim, lower_latent_dims=DEFAULT_LOWER_LATENT_DIMS, **options):
+        """The bottom layer's size: the encoder is the bottom of the bottom-up pass, the decoder reads z_1."""
+        return int(lower_latent_dims[0]) if len(lower_latent_dims) else int(latent_dim)  # __init__ refuses ()
+
     # ----------------------------------------------------------------- structure hooks
     @property
     def latent_dims(self):

@@ -4,8 +4,6 @@ Example:
 
 >>> vae = load_vae("runs/sprites")            # runs/sprites/model.keras
 >>> vae = load_vae("runs/sprites/best.keras")
->>> read_run_config("runs/sprites")["dataset"]   # the config.yaml a training run wrote beside its models
-'sprites'
 """
 
 import os
@@ -14,7 +12,6 @@ import zipfile
 import keras
 
 MODEL_FILENAME = "model.keras"
-RUN_CONFIG_FILENAME = "config.yaml"
 
 
 def resolve_model_path(path):
@@ -40,33 +37,10 @@ def load_vae(path, compile=True):
     model_path = resolve_model_path(path)
     if not zipfile.is_zipfile(model_path):
         raise ValueError(f"{model_path!r} is not a valid .keras file (not a zip archive: truncated or corrupt?).")
+    import keras_vae
+
+    keras_vae.load_library()  # the file may name any registered class of the library
     try:
         return keras.saving.load_model(model_path, compile=compile)
     except (zipfile.BadZipFile, OSError, KeyError) as err:
         raise ValueError(f"Could not load {model_path!r}: the file is corrupt ({err}).") from err
-
-
-def read_run_config(path):
-    """The training config (a dict) of the run that ``path`` belongs to, or {} outside a run directory.
-
-    ``path`` is a run directory or a file in one (``model.keras``, ``best.keras``). The one reader of a run's
-    ``config.yaml`` for evaluation, export and plots. Raises ValueError naming the file when it is not a
-    YAML mapping (e.g. half-written).
-    """
-    import yaml
-
-    path = os.fspath(path)
-    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    config_path = os.path.join(folder, RUN_CONFIG_FILENAME)
-    if not os.path.isfile(config_path):
-        return {}
-    try:
-        with open(config_path) as f:
-            config = yaml.safe_load(f)
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path!r} is not valid YAML (truncated or corrupt?): {err}") from err
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path!r} must hold a mapping of settings, got {type(config).__name__}.")
-    return config

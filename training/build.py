@@ -16,17 +16,22 @@ OPTIMIZER_CLASSES = {"adam": "FusedAdam", "adamw": "AdamW", "sgd": "SGD", "rmspr
 
 
 def dataset_model_options(config, info):
-    """``config.model_options`` plus what the variant needs and the dataset tells: a conditional model's
-    label size (``num_classes`` or ``label_dim``) and beta-TCVAE's ``dataset_size``."""
-    options = dict(config.model_options)
-    if config.variant == "cvae" and "num_classes" not in options and "label_dim" not in options:
+    """``config.model`` plus what its variant's declaration (`keras_vae.names.Variant`) takes from the dataset
+    when the config leaves it out: a conditional model's label size (``num_classes`` or ``label_dim``) and options
+    such as beta-TCVAE's ``dataset_size``."""
+    from keras_vae import names
+
+    model = dict(config.model)
+    spec = names.get_variant(config.variant)
+    if spec.needs_condition and "num_classes" not in model and "label_dim" not in model:
         if info.label_kind == "class":
-            options["num_classes"] = info.num_classes
+            model["num_classes"] = info.num_classes
         elif info.label_kind == "factors":
-            options["label_dim"] = len(info.factor_names)
-    if config.variant == "beta_tcvae":
-        options.setdefault("dataset_size", info.split_sizes["train"])
-    return options
+            model["label_dim"] = len(info.factor_names)
+    facts = {"train_size": info.split_sizes["train"]}
+    for option, fact in spec.from_dataset.items():
+        model.setdefault(option, facts[fact])
+    return model
 
 
 def resolve_config(config):
@@ -37,7 +42,7 @@ def resolve_config(config):
     from keras_vae.training.data import dataset_info
 
     info = dataset_info(config.dataset, config.data_dir)
-    config = dataclasses.replace(config, model_options=dataset_model_options(config, info))
+    config = dataclasses.replace(config, model=dataset_model_options(config, info))
     if config.image_shape is None:
         config.image_shape = list(info.image_shape)
     elif tuple(config.image_shape) != tuple(info.image_shape):
@@ -46,42 +51,25 @@ def resolve_config(config):
     return config
 
 
-def _prior(config):
-    """The prior to build: its name, or with ``prior_options`` the prior layer built from them."""
-    import keras_vae
-
-    if not config.prior_options:
-        return config.prior
-    try:
-        return keras_vae.priors.PRIORS[config.prior](**config.prior_options)
-    except (TypeError, ValueError) as err:  # Keras layers reject unknown keywords with a ValueError
-        raise ValueError(f"Invalid prior option in prior_options {config.prior_options}: {err}") from err
-
-
 def build_model(config):
-    """The uncompiled model of ``config`` via `keras_vae.build_vae` (call inside the strategy scope).
+    """The uncompiled model of ``config`` (call inside the strategy scope): `resolve_config`, then
+    `build_resolved_model`."""
+    return build_resolved_model(resolve_config(config))
 
-    The image shape and the variant's dataset-given options come from the dataset when the config
-    leaves them out (see `resolve_config`). Raises ValueError naming the option a constructor refused.
+
+def build_resolved_model(config):
+    """`keras_vae.build_vae` with a resolved config's ``model`` section; the model's seed defaults to the run's.
+
+    Raises ValueError naming the model option a constructor refused.
     """
     import keras_vae
 
-    config = resolve_config(config)
-    options = dict(
-        likelihood=config.likelihood,
-        variant=config.variant,
-        prior=_prior(config),
-        beta=config.beta,
-        kl_warmup_steps=config.kl_warmup_steps,
-        free_bits=config.free_bits,
-        seed=config.seed,
-        iw_train_samples=config.iw_train_samples,
-        **config.model_options,
-    )
+    options = {"seed": config.seed, **config.model}
+    latent_dim = options.pop("latent_dim")
     try:
-        return keras_vae.build_vae(tuple(config.image_shape), config.latent_dim, config.architecture, **options)
-    except TypeError as err:  # an unknown option reaches a constructor
-        raise ValueError(f"Invalid model option in model_options {config.model_options}: {err}") from err
+        return keras_vae.build_vae(tuple(config.image_shape), latent_dim, **options)
+    except TypeError as err:  # an option reaches a constructor that does not take it
+        raise ValueError(f"Invalid option in the model section {config.model}: {err}") from err
 
 
 def make_optimizer(config):

@@ -18,20 +18,22 @@ import typing
 import yaml
 
 from keras_vae import names as model_names
+from keras_vae.run_config import MODEL_DEFAULTS, MODEL_SECTION, is_legacy, read_config_file, upgrade_config
 from keras_vae.training import names
 
-# Top-level keys that build_vae also takes: model_options may not set them a second time.
-RESERVED_MODEL_OPTIONS = ("variant", "likelihood", "prior", "prior_options", "beta", "kl_warmup_steps", "free_bits",
-                          "seed", "latent_dim", "iw_train_samples")
+# Types of the model section's own keys (build_vae checks the rest: network, part and variant options).
+MODEL_KEY_TYPES = {"architecture": str, "latent_dim": int, "likelihood": str, "variant": str, "beta": float,
+                   "kl_warmup_steps": int, "free_bits": float, "iw_train_samples": int, "prior_options": dict,
+                   "seed": int}
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Everything a training run needs; `config.yaml` in a run directory is this, resolved.
 
-    Model options that `keras_vae.build_vae` takes but have no field here (``hidden_units``,
-    ``filters``, ``dense_units``, ``kernel_size``, ``activation``, a variant's own options such as
-    ``num_classes``) go in ``model_options``.
+    ``model`` holds the keyword arguments of `keras_vae.build_vae` (``architecture``, ``latent_dim``,
+    ``likelihood``, ``variant``, the parts and every option), passed straight through; the model's ``seed``
+    defaults to the run's. The other fields are the data, the optimization, the run and its evaluation.
     """
 
     # data
@@ -39,18 +41,8 @@ class TrainConfig:
     data_dir: typing.Optional[str] = None
     dynamic_binarization: bool = False
     image_shape: typing.Optional[list] = None  # filled in from the dataset; checked when given
-    # model
-    variant: str = "vae"
-    architecture: str = "conv"
-    latent_dim: int = 10
-    likelihood: str = "bernoulli"
-    prior: str = "standard_normal"
-    prior_options: dict = dataclasses.field(default_factory=dict)  # e.g. {num_pseudo_inputs: 500} for vamp
-    beta: float = 1.0
-    kl_warmup_steps: int = 0
-    free_bits: float = 0.0
-    iw_train_samples: int = 1  # > 1: train on the importance-weighted bound (IWAE) with this many samples
-    model_options: dict = dataclasses.field(default_factory=dict)
+    # model: keras_vae.build_vae's keyword arguments (the image shape comes from the dataset)
+    model: dict = dataclasses.field(default_factory=lambda: dict(MODEL_DEFAULTS))
     # optimization
     epochs: int = 10
     max_train_minutes: typing.Optional[float] = None  # stop after the epoch that passes this wall time
@@ -108,9 +100,9 @@ class TrainConfig:
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
             setattr(self, field.name, _coerce(field.name, getattr(self, field.name), hints[field.name]))
+        self._check_model()
         choices = {
-            "architecture": model_names.ARCHITECTURES, "variant": tuple(model_names.VARIANTS),
-            "likelihood": model_names.LIKELIHOODS, "prior": model_names.PRIORS, "strategy": names.STRATEGIES,
+            "strategy": names.STRATEGIES,
             "precision": names.PRECISIONS, "nan_policy": names.NAN_POLICIES, "optimizer": names.OPTIMIZERS,
             "eval_split": names.SPLITS, "learning_rate_schedule": names.LEARNING_RATE_SCHEDULES,
         }
@@ -127,17 +119,15 @@ class TrainConfig:
                 names.feature_network_name(self.dataset)
             except ValueError as err:
                 raise ValueError(f"eval_sample_quality: {err}") from None
-        for name in ("latent_dim", "iw_train_samples", "epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size",
+        for name in ("epochs", "batch_size", "steps_per_execution", "image_grid_size", "eval_batch_size",
                      "fit_sampler_examples"):
             _at_least(name, getattr(self, name), 1)
         for name in ("steps_per_epoch", "validation_steps", "backup_every_steps", "eval_max_examples",
                      "reduce_lr_patience"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
-        for name in ("kl_warmup_steps", "eval_iw_samples", "max_nonfinite_steps", "eval_sample_quality"):
+        for name in ("eval_iw_samples", "max_nonfinite_steps", "eval_sample_quality"):
             _at_least(name, getattr(self, name), 0)
-        for name in ("beta", "free_bits"):
-            _at_least(name, getattr(self, name), 0.0)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.learning_rate_schedule != "constant" and self.reduce_lr_patience is not None:
@@ -158,12 +148,50 @@ class TrainConfig:
             self.data_dir = os.path.expanduser(self.data_dir)
         if self.init_weights is not None:
             self.init_weights = os.path.expanduser(self.init_weights)
-        clash = sorted(set(RESERVED_MODEL_OPTIONS) & set(self.model_options))
-        if clash:
-            raise ValueError(f"model_options may not set {clash}: use the top-level keys of the same names.")
-        model_names.check_model_options(self.variant, self.architecture, self.model_options)
-        for key in ("model_options", "prior_options"):
-            _check_finite(key, getattr(self, key))
+
+    def _check_model(self):
+        """The model section: its own keys typed and in range, every other key an option `build_vae` takes."""
+        model = {**MODEL_DEFAULTS, **self.model}
+        for key, kind in MODEL_KEY_TYPES.items():
+            if key in model:
+                model[key] = _coerce(f"{MODEL_SECTION}.{key}", model[key], kind)
+        choices = {"architecture": model_names.ARCHITECTURES, "variant": tuple(model_names.VARIANTS),
+                   "likelihood": model_names.LIKELIHOODS, "prior": model_names.PRIORS,
+                   "objective": model_names.OBJECTIVES}
+        for key, values in choices.items():
+            try:
+                if isinstance(model.get(key), str) or key in MODEL_DEFAULTS:  # else a part's config: build_vae's
+                    model_names.check_choice(key, model[key], values)
+            except ValueError as err:
+                raise ValueError(f"{MODEL_SECTION}.{key}: {err}") from None
+        for key, low in (("latent_dim", 1), ("iw_train_samples", 1), ("kl_warmup_steps", 0), ("beta", 0.0),
+                         ("free_bits", 0.0)):
+            if key in model:
+                _at_least(f"{MODEL_SECTION}.{key}", model[key], low)
+        options = {key: value for key, value in model.items() if key not in MODEL_DEFAULTS}
+        try:
+            model_names.check_model_options(model["variant"], model["architecture"], options)
+        except ValueError as err:
+            raise ValueError(f"{MODEL_SECTION}: {err}") from None
+        _check_finite(MODEL_SECTION, model)
+        self.model = model
+
+    # The model keys training reads itself.
+    @property
+    def variant(self):
+        return self.model["variant"]
+
+    @property
+    def architecture(self):
+        return self.model["architecture"]
+
+    @property
+    def latent_dim(self):
+        return self.model["latent_dim"]
+
+    @property
+    def iw_train_samples(self):
+        return self.model.get("iw_train_samples", 1)
 
     def _check_sampler_options(self):
         if self.fit_sampler_options and self.fit_sampler is None:
@@ -258,35 +286,51 @@ def resolve_config_path(path):
     return configs.path(path) or path
 
 
+def _read_yaml(path):
+    path = resolve_config_path(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file not found: {path!r}.")
+    return read_config_file(path)
+
+
+def _model_overrides(overrides):
+    """``(top-level overrides, model section updates)``: ``model.KEY`` and ``model`` mappings, and the model keys
+    that version 0.2.0 took at the top level (``latent_dim``, ``variant``, ``model_options``...), go to the model."""
+    top, model = {}, {}
+    for key, value in overrides.items():
+        if key == MODEL_SECTION:
+            if not isinstance(value, dict):
+                raise ValueError(f"{MODEL_SECTION} must be a mapping of build_vae arguments, got {value!r}.")
+            model.update(value)
+        elif key.startswith(f"{MODEL_SECTION}."):
+            model[key[len(MODEL_SECTION) + 1:]] = value
+        elif is_legacy({key: value}):
+            model.update(upgrade_config({key: value}, fill_defaults=False)[MODEL_SECTION])
+        else:
+            top[key] = value
+    return top, model
+
+
 def load_config(path=None, overrides=None):
     """A validated `TrainConfig` from a YAML file (optional) with ``overrides`` (e.g. CLI flags) on top.
 
-    Every key in ``overrides`` is applied, None included (callers drop flags that were not given).
-
-    ``path`` is a YAML file or the name of a built-in config (`keras_vae.configs`).
+    ``path`` is a YAML file or the name of a built-in config (`keras_vae.configs`); a file in the layout of
+    version 0.2.0 (model keys at the top level and in ``model_options``) is translated on read. Every key in
+    ``overrides`` is applied, None included (callers drop flags that were not given); ``model.KEY`` (and the model
+    keys ``variant``, ``architecture``, ``latent_dim``, ``likelihood``...) set one key of the model section.
 
     Raises FileNotFoundError for a missing file and ValueError, naming the key or file, for unknown
     keys, wrong types, out-of-range values or malformed YAML.
     """
     values = {}
     if path is not None:
-        path = resolve_config_path(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file not found: {path!r}.")
-        with open(path) as f:
-            try:
-                loaded = yaml.safe_load(f)
-            except yaml.YAMLError as err:
-                raise ValueError(f"{path!r} is not valid YAML: {err}") from err
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path!r} must hold a mapping of config keys, got {type(loaded).__name__}.")
-        _check_keys(loaded, repr(path))
-        values.update(loaded)
-    overrides = dict(overrides or {})
-    _check_keys(overrides, "the overrides")
-    values.update(overrides)
+        values = _read_yaml(path)
+        _check_keys(values, repr(resolve_config_path(path)))
+    top, model = _model_overrides(dict(overrides or {}))
+    _check_keys(top, "the overrides")
+    values.update(top)
+    if model:
+        values[MODEL_SECTION] = {**(values.get(MODEL_SECTION) or {}), **model}
     try:
         return TrainConfig(**values)
     except ValueError as err:
@@ -302,8 +346,8 @@ def config_text(config):
 def parse_assignment(text):
     """``"key=value"`` (value parsed as YAML) for the ``--set`` flag; ValueError naming the key if malformed.
 
-    >>> parse_assignment("model_options={hidden_units: [64]}")
-    ('model_options', {'hidden_units': [64]})
+    >>> parse_assignment("model.hidden_units=[64]")
+    ('model.hidden_units', [64])
     """
     key, sep, value = text.partition("=")
     if not sep or not key.strip():

@@ -2,9 +2,9 @@
 
 A run directory holds ``config.yaml`` (the resolved config), ``history.csv`` (one row per finished epoch),
 ``metrics.json``, ``best.keras``, ``model.keras``, ``backup/`` and ``logs/`` (TensorBoard). Every file here
-is written beside its final name, flushed to disk and renamed into place (`atomic_write`), so a kill or a
-full disk leaves the previous good file, never a truncated one; a failed write raises `RunWriteError`
-naming the file and its run directory.
+is written with `keras_vae.atomic_files.atomic_write` (beside its final name, flushed to disk, renamed into
+place), so a kill or a full disk leaves the previous good file, never a truncated one; a failed write raises
+`RunWriteError` naming the file and its run directory.
 
 Example:
 
@@ -23,11 +23,19 @@ import io
 import json
 import math
 import os
-import uuid
 
 import numpy as np
 
-from keras_vae.saving import read_run_config
+from keras_vae.atomic_files import (  # noqa: F401  (several are imported from here by training modules)
+    AtomicWriteError,
+    atomic_write,
+    atomic_write_text,
+    fsync_path,
+    remove_temporaries,
+    replace,
+    write_beside,
+)
+from keras_vae.run_config import MODEL_DEFAULTS, MODEL_SECTION, read_run_config
 from keras_vae.training.config import TrainConfig, config_text
 
 CONFIG_FILE = "config.yaml"
@@ -36,105 +44,12 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 # Keys that fix the model's weights' shapes and meaning: a run directory only resumes with the same ones.
-MODEL_KEYS = ("dataset", "image_shape", "variant", "architecture", "latent_dim", "likelihood", "prior",
-              "model_options", "optimizer")
-TEMP_PREFIX = ".tmp-"
-
-
-class RunWriteError(OSError):
-    """A file of a run could not be written (disk full, read-only...); the previous version of it is intact."""
-
-
-def temporary_path(path):
-    """A unique path beside ``path`` that keeps its file name as suffix (Keras checks ``.keras`` / ``.h5``)."""
-    folder, name = os.path.split(os.fspath(path))
-    return os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{name}")
-
-
-def fsync_path(path):
-    """Flushes a file, or a folder's entries, to disk (a rename is only durable once its folder is synced)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_error(path, err):
-    reason = err.strerror or str(err)
-    error = RunWriteError(
-        f"Could not write {os.path.basename(path)!r} in {os.path.dirname(os.path.abspath(path))!r}: {reason}. "
-        "The run's previous files are unchanged; free space (or fix permissions) and rerun the same command to resume."
-    )
-    error.errno = err.errno  # ENOSPC stays recognizable
-    return error
-
-
-def write_beside(path, write):
-    """Calls ``write(temp_path)`` for a temp file beside ``path``, syncs it and returns its path.
-
-    Raises `RunWriteError` naming ``path`` (the temp file removed) when writing fails with an OSError. HDF5
-    files are refused: h5py meets a full disk in destructors, which print tracebacks or crash the process
-    (a segfault, seen when the disk filled during a weights write); write a ``.keras`` file instead, whose
-    HDF5 part Keras builds in memory and Python's zipfile writes, so a failed write is one OSError.
-    """
-    if os.fspath(path).endswith((".h5", ".hdf5")):
-        raise ValueError(f"{os.path.basename(path)!r}: HDF5 files are not written through atomic_write (a full disk "
-                         "can crash h5py); save a .keras file instead.")
-    temp = temporary_path(path)
-    try:
-        write(temp)
-        fsync_path(temp)
-    except OSError as err:
-        _remove_quietly(temp)
-        raise _write_error(path, err) from err
-    return temp
-
-
-def replace(temp, path):
-    """Renames a synced ``temp`` file to ``path`` and syncs the folder (the commit of `atomic_write`)."""
-    try:
-        os.replace(temp, path)
-        fsync_path(os.path.dirname(os.path.abspath(path)))
-    except OSError as err:
-        _remove_quietly(temp)
-        raise _write_error(path, err) from err
-
-
-def atomic_write(path, write):
-    """Writes ``path`` through ``write(temp_path)`` beside it, then renames: readers see the old or the new file.
-
-    Raises `RunWriteError` (``path`` untouched) when writing fails with an OSError.
-
-    >>> atomic_write("runs/x/model.keras", model.save)
-    """
-    path = os.fspath(path)
-    replace(write_beside(path, write), path)
-
-
-def atomic_write_text(path, text):
-    """`atomic_write` of a text file."""
-
-    def write(temp):
-        with open(temp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write)
-
-
-def _remove_quietly(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def remove_temporaries(folder):
-    """Removes temp files an interrupted `atomic_write` left in ``folder``."""
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            if name.startswith(TEMP_PREFIX):
-                _remove_quietly(os.path.join(folder, name))
+MODEL_KEYS = ("dataset", "image_shape", "model", "optimizer")
+# Model keys a resumed run may change: the objective's weights and the prior's settings, not the weights' shapes.
+RESUMABLE_MODEL_CHANGES = ("beta", "kl_warmup_steps", "free_bits", "iw_train_samples", "objective", "prior_options",
+                           "seed")
+# The run's name for the library's error: a file of the run could not be written, its previous version intact.
+RunWriteError = AtomicWriteError
 
 
 def file_digest(path):
@@ -159,13 +74,21 @@ def check_resumable(config, run_dir):
         return
     defaults = TrainConfig().to_dict()  # keys an older config.yaml left out had their default value
     current = config.to_dict()
-    for key in MODEL_KEYS:
-        if previous.get(key, defaults[key]) != current[key]:
+    pairs = {key: (previous.get(key, defaults[key]), current[key]) for key in MODEL_KEYS if key != MODEL_SECTION}
+    before, now = (_structural(model) for model in (previous.get(MODEL_SECTION, {}), current[MODEL_SECTION]))
+    pairs.update({f"{MODEL_SECTION}.{key}": (before.get(key), now.get(key)) for key in {**before, **now}})
+    for key, (before, now) in pairs.items():
+        if before != now:
             raise ValueError(
-                f"Run directory {run_dir!r} holds a run with {key}={previous.get(key, defaults[key])!r}, not "
-                f"{current[key]!r}: its backup and checkpoints cannot continue this config. Use another --run-dir "
-                "(or delete it)."
+                f"Run directory {run_dir!r} holds a run with {key}={before!r}, not {now!r}: its backup and "
+                "checkpoints cannot continue this config. Use another --run-dir (or delete it)."
             )
+
+
+def _structural(model):
+    """The model keys that fix its weights, with build_vae's defaults filled in (`RESUMABLE_MODEL_CHANGES` left out)."""
+    model = {**MODEL_DEFAULTS, "prior": "standard_normal", **model}
+    return {key: value for key, value in model.items() if key not in RESUMABLE_MODEL_CHANGES}
 
 
 def data_source(model_path, dataset=None, data_dir=None):

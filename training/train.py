@@ -23,7 +23,7 @@ import time
 
 from keras_vae.precision import float32_compute
 from keras_vae.training import run_dir as files
-from keras_vae.training.build import build_model, load_initial_weights, make_optimizer, resolve_config
+from keras_vae.training.build import build_resolved_model, load_initial_weights, make_optimizer, resolve_config
 from keras_vae.training.config import TrainConfig
 
 
@@ -80,7 +80,7 @@ def _compiled_model(config, strategy):
     import tensorflow as tf
 
     with strategy.scope():
-        model = build_model(config)
+        model = build_resolved_model(config)
         if config.init_weights:  # a warm start; a backup of this run, if any, still wins (restored in fit)
             load_initial_weights(model, config.init_weights)
         model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile,

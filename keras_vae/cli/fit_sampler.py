@@ -56,7 +56,7 @@ def sampler_options(args):
 
 def checked_dataset(model_path, dataset, data_dir):
     """``(dataset, data_dir)`` of the run, refusing a ``dataset`` other than the one the run was trained on."""
-    from keras_vae.saving import read_run_config
+    from keras_vae.run_config import read_run_config
     from keras_vae.training.run_dir import data_source
 
     trained_on = read_run_config(model_path).get("dataset")

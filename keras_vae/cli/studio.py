@@ -112,7 +112,7 @@ def run_studio(args):
     from keras_vae.export.attributes import read_attributes
     from keras_vae.export.layout import latest_version_dir
     from keras_vae.export.studio import make_studio_server, prepare_model
-    from keras_vae.saving import read_run_config
+    from keras_vae.run_config import read_run_config
 
     if args.examples < 2 or not 0 <= args.port < 65536:
         raise ValueError("--examples must be >= 2 and --port in 0..65535.")

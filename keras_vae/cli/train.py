@@ -2,7 +2,7 @@
 
 Example:
 
-    keras-vae train --config configs/sprites_quick.yaml --epochs 2 --set model_options={hidden_units: [64]}
+    keras-vae train --config sprites_quick --epochs 2 --set model.beta=0.5 --set learning_rate=3e-4
 """
 
 import argparse
@@ -11,9 +11,9 @@ import argparse
 _FLAGS = (  # (flag, config key, type, help)
     ("--dataset", "dataset", str, "dataset name (default sprites)"),
     ("--data-dir", "data_dir", str, "folder with canonical files or a tfds data directory"),
-    ("--architecture", "architecture", str, "conv or mlp"),
-    ("--variant", "variant", str, "model variant passed to keras_vae.build_vae (default vae)"),
-    ("--latent-dim", "latent_dim", int, "size of the latent code"),
+    ("--architecture", "architecture", str, "model.architecture: conv or mlp"),
+    ("--variant", "variant", str, "model.variant (default vae; `keras-vae variants` lists them)"),
+    ("--latent-dim", "latent_dim", int, "model.latent_dim: size of the latent code"),
     ("--epochs", "epochs", int, "number of epochs"),
     ("--steps-per-epoch", "steps_per_epoch", int, "training steps per epoch (default: a full pass)"),
     ("--validation-steps", "validation_steps", int, "validation batches per epoch (default: all)"),
@@ -44,7 +44,8 @@ def add_command(subparsers):
     parser.add_argument("--dynamic-binarization", dest="dynamic_binarization", default=None,
                         action=argparse.BooleanOptionalAction, help="a fresh Bernoulli draw of grey pixels each epoch")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="set any config key (value parsed as YAML), e.g. --set model_options={hidden_units: [64]}")
+                        help="set any config key (value parsed as YAML); model.KEY sets a build_vae argument, "
+                             "e.g. --set model.hidden_units=[64]")
     parser.set_defaults(func=run_train)
 
 

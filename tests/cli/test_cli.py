@@ -19,7 +19,7 @@ TINY = ["--dataset", "sprites", "--architecture", "mlp", "--latent-dim", "2", "-
 def test_every_command_is_registered():
     subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
     assert set(subparsers.choices) == {"train", "evaluate", "plot", "score", "export", "serve", "sample", "studio",
-                                       "fit-sampler", "configs"}
+                                       "fit-sampler", "configs", "variants"}
 
 
 def test_a_missing_command_module_is_an_error(monkeypatch):
@@ -52,7 +52,7 @@ def test_malformed_yaml_in_set_is_one_line_without_a_traceback(tmp_path):
                                              ("kl_warmup_steps=.nan", "kl_warmup_steps")])
 def test_nan_and_inf_options_are_refused_naming_the_key(tmp_path, capsys, assignment, key):
     assert main(["train", *TINY, "--run-dir", str(tmp_path / "run"), "--set", assignment]) == 2
-    assert f"keras-vae train: error: {key} must be" in capsys.readouterr().err
+    assert f"keras-vae train: error: model.{key} must be" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -104,7 +104,7 @@ def test_unknown_names_and_options_are_errors_that_name_them():
         _build("iaf", lower_latent_dims=(4,))
     with pytest.raises(ValueError, match="Unknown model option 'dataset_size' for variant 'beta_vae'"):
         _build("beta_vae", dataset_size=10)
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
         keras_vae.build_vae((8, 8, 1), 0)
 
 
@@ -114,7 +114,7 @@ def test_names_are_the_tables_build_vae_checks():
         for architecture in names.ARCHITECTURES:
             known = names.model_options(variant, architecture)
             assert set(names.NETWORK_OPTIONS[architecture]) <= set(known)
-            assert set(names.COMMON_OPTIONS) <= set(known) and set(names.VARIANTS[variant]) <= set(known)
+            assert set(names.COMMON_OPTIONS) <= set(known) and set(names.VARIANTS[variant].options) <= set(known)
     names.check_model_options("beta_vae", "conv", {"capacity_max": 25.0, "filters": [32, 64]})
     with pytest.raises(ValueError, match="Unknown model option 'lower_latent_dims' for variant 'vae'"):
         names.check_model_options("vae", "mlp", {"lower_latent_dims": (4,)})
@@ -124,3 +124,67 @@ def test_names_are_the_tables_build_vae_checks():
     assert set(names.POSTERIORS) == set(posteriors.POSTERIORS)
     assert set(names.PRIORS) == set(priors.PRIORS)
     assert set(names.LIKELIHOODS) == set(likelihoods.LIKELIHOODS)
+
+
+def test_parts_as_a_name_a_config_or_an_object():
+    import keras
+
+    by_name = _build(objective="importance_weighted", num_samples=3).objective
+    assert isinstance(by_name, keras_vae.ImportanceWeightedBound) and by_name.num_samples == 3
+    by_object = _build(objective=keras_vae.ELBO(beta=2.0)).objective
+    assert isinstance(by_object, keras_vae.ELBO) and by_object.beta == 2.0
+    config = keras.saving.serialize_keras_object(keras_vae.CapacityELBO(capacity_max=3.0))
+    assert _build(objective=config).objective.capacity_max == 3.0
+    assert isinstance(_build(posterior=keras_vae.IAFPosterior(num_flows=1)).posterior, keras_vae.IAFPosterior)
+    assert isinstance(_build(prior=keras_vae.VampPrior(num_pseudo_inputs=3)).prior, keras_vae.VampPrior)
+    assert _build(likelihood=keras_vae.GaussianLikelihood(scale=0.3)).likelihood.scale == 0.3
+    with pytest.raises(ValueError, match="Unknown objective 'elbow'.*Did you mean 'elbo'"):
+        _build(objective="elbow")
+
+
+def test_options_that_would_change_nothing_are_refused_by_name():
+    with pytest.raises(ValueError, match="Option 'beta' has no effect.*objective= is given"):
+        _build(objective=keras_vae.ELBO(), beta=2.0)
+    with pytest.raises(ValueError, match="Option 'free_bits' has no effect for variant 'beta_tcvae'"):
+        _build("beta_tcvae", free_bits=0.5)
+    with pytest.raises(ValueError, match="Option 'gamma' has no effect for variant 'beta_vae'"):
+        _build("beta_vae", gamma=3.0)  # a capacity's weight, without capacity_max
+    with pytest.raises(ValueError, match="Option 'gamma' has no effect.*'importance_weighted'"):
+        _build("beta_vae", iw_train_samples=3, gamma=2.0)
+    with pytest.raises(ValueError, match="configure posterior 'iaf'"):
+        _build(posterior="gaussian", num_flows=2)
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1, got 2.5"):
+        keras_vae.build_vae((8, 8, 1), 2.5)
+    # the ELBO's neutral values are accepted everywhere, and the objectives a config switches to keep its weights
+    assert isinstance(_build("beta_vae", capacity_max=2.0, beta=3.0, free_bits=0.0).objective, keras_vae.CapacityELBO)
+    assert _build(iw_train_samples=3, beta=2.0, kl_warmup_steps=5).objective.num_samples == 3
+
+
+def test_a_variant_added_to_the_table_alone_trains_and_saves(tmp_path, monkeypatch):
+    """One declaration, no code: an IAF posterior with a beta of 0.5 and a VampPrior-free ladder of parts."""
+    import numpy as np
+
+    variant = names.Variant("an IAF-posterior beta-VAE declared by a test", defaults={"beta": 0.5}, posterior="iaf",
+                            switches={"capacity_max": "capacity"})
+    monkeypatch.setitem(names.VARIANTS, "test_iaf_beta", variant)
+    assert ("capacity_max", "capacity_steps", "gamma") == variant.options
+    assert "test_iaf_beta" in [row[0] for row in names.variant_table()]
+    model = _build("test_iaf_beta", num_flows=1, seed=0)
+    assert isinstance(model.posterior, keras_vae.IAFPosterior) and model.objective.beta == 0.5
+    assert isinstance(_build("test_iaf_beta", capacity_max=2.0).objective, keras_vae.CapacityELBO)
+    images = (np.random.default_rng(0).random((32, 8, 8, 1)) > 0.5).astype("float32")
+    model.compile(optimizer="adam")
+    history = model.fit(images, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras_vae.load_vae(path)
+    assert isinstance(loaded.posterior, keras_vae.IAFPosterior) and loaded.objective.beta == 0.5
+    np.testing.assert_allclose(loaded.encode(images[:4]).mean(), model.encode(images[:4]).mean(), rtol=1e-5)
+
+
+def test_a_declaration_with_unknown_parts_is_refused():
+    with pytest.raises(ValueError, match="Unknown objective 'elbow'"):
+        names.Variant("bad", objective="elbow")
+    with pytest.raises(ValueError, match="Unknown adversary 'pixel'"):
+        names.Variant("bad", adversary="pixel")

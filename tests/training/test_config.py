@@ -17,7 +17,7 @@ def test_defaults_and_file_with_overrides(tmp_path):
     config = load_config(str(path), {"epochs": 7, "seed": 3})
     assert (config.dataset, config.epochs, config.seed) == ("mnist", 7, 3)
     assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
-    assert config.model_options == {"hidden_units": [8]}
+    assert config.model["hidden_units"] == [8] and config.architecture == "mlp"  # the 0.2.0 layout, translated
     assert config.resolved_run_dir() == os.path.join("runs", "mnist")
     assert TrainConfig().dataset == "sprites"
 
@@ -53,7 +53,12 @@ def test_saved_config_loads_back(tmp_path):
         ({"architecture": "resnet"}, "Unknown architecture 'resnet'; expected one of 'conv', 'mlp'"),
         ({"steps_per_epoch": 0}, "steps_per_epoch must be >= 1"),
         ({"image_shape": [28, 28]}, "image_shape must be"),
-        ({"model_options": {"beta": 2}}, "model_options may not set.*beta"),
+        ({"model": "big"}, "model must be a mapping"),
+        ({"model": {"architecture": "resnet"}}, r"^model.architecture: Unknown architecture 'resnet'"),
+        ({"model.latent_dim": 0}, "model.latent_dim must be >= 1"),
+        ({"model.latent_dim": 2.5}, "model.latent_dim must be an integer, got 2.5"),
+        ({"model.objective": "elbow"}, "model.objective: Unknown objective 'elbow'.*Did you mean 'elbo'"),
+        ({"model": {"variant": "beta_vae", "alpha": 1.0}}, "model: Unknown model option 'alpha'.*'beta_tcvae'"),
         ({"batch_size": None}, "batch_size may not be null"),
         ({"prior": "vampire"}, "Unknown prior 'vampire'.*Did you mean 'vamp'"),
         ({"variant": "beta-vae"}, "Unknown variant 'beta-vae'.*Did you mean 'beta_vae'"),
@@ -61,12 +66,12 @@ def test_saved_config_loads_back(tmp_path):
         ({"architecture": "mlp", "model_options": {"hidden_unit": [8]}}, "Unknown model option 'hidden_unit'.*'hidden_units'"),
         ({"architecture": "conv", "model_options": {"hidden_units": [8]}}, "It is an option of architecture 'mlp'"),
         ({"model_options": {"lower_latent_dims": [4]}}, "It is an option of variant 'ladder'"),
-        ({"beta": float("nan")}, "beta must be a finite number, got nan"),
-        ({"free_bits": float("inf")}, "free_bits must be a finite number, got inf"),
+        ({"beta": float("nan")}, "model.beta must be a finite number, got nan"),
+        ({"free_bits": float("inf")}, "model.free_bits must be a finite number, got inf"),
         ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
         ({"clipnorm": float("-inf")}, "clipnorm must be a finite number"),
-        ({"architecture": "mlp", "model_options": {"dropout": float("nan")}}, r"model_options.dropout must be a finite"),
-        ({"prior_options": {"scales": [1.0, float("inf")]}}, r"prior_options.scales\[1\] must be a finite number"),
+        ({"architecture": "mlp", "model_options": {"dropout": float("nan")}}, r"model.dropout must be a finite"),
+        ({"prior_options": {"scales": [1.0, float("inf")]}}, r"model.prior_options.scales\[1\] must be a finite number"),
         ({"reduce_lr_patience": 0}, "reduce_lr_patience must be >= 1"),
         ({"reduce_lr_factor": 1.5}, r"reduce_lr_factor must be in \(0, 1\)"),
         ({"learning_rate_schedule": "cosin"}, "Unknown learning_rate_schedule 'cosin'.*Did you mean 'cosine'"),
@@ -113,7 +118,8 @@ def test_parse_assignment():
 
 
 def test_yaml_nan_and_inf_from_the_command_line_are_refused():
-    for text, key in (("beta=.nan", "beta"), ("free_bits=.inf", "free_bits"), ("learning_rate=-.inf", "learning_rate")):
+    for text, key in (("model.beta=.nan", "model.beta"), ("free_bits=.inf", "model.free_bits"),
+                      ("learning_rate=-.inf", "learning_rate")):
         with pytest.raises(ValueError, match=f"^{key} must be a finite number"):
             load_config(None, dict([parse_assignment(text)]))
 

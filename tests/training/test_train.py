@@ -22,9 +22,7 @@ from keras_vae.training.train import train
 
 TINY = {
     "dataset": "sprites",
-    "architecture": "mlp",
-    "latent_dim": 2,
-    "model_options": {"hidden_units": [8]},
+    "model": {"architecture": "mlp", "latent_dim": 2, "hidden_units": [8]},
     "batch_size": 8,
     "validation_steps": 1,
     "strategy": "default",
@@ -54,7 +52,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     code = cli.main([
         "train", "--dataset", "sprites", "--architecture", "mlp", "--latent-dim", "2", "--epochs", "2",
         "--steps-per-epoch", "3", "--validation-steps", "1", "--batch-size", "8", "--strategy", "default",
-        "--run-dir", run, "--seed", "4", "--set", "model_options={hidden_units: [8]}", "--set", "image_grid_size=4",
+        "--run-dir", run, "--seed", "4", "--set", "model.hidden_units=[8]", "--set", "image_grid_size=4",
     ])
     assert code == 0
     out = capsys.readouterr().out
@@ -62,8 +60,10 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
 
     with open(os.path.join(run, "config.yaml")) as f:
         config = yaml.safe_load(f)
-    for key in ("dataset", "data_dir", "architecture", "latent_dim", "variant", "seed", "image_shape"):
+    for key in ("dataset", "data_dir", "model", "seed", "image_shape"):
         assert key in config
+    assert config["model"] == {"architecture": "mlp", "latent_dim": 2, "likelihood": "bernoulli", "variant": "vae",
+                               "hidden_units": [8]}
     assert config["image_shape"] == [64, 64, 1] and config["seed"] == 4 and config["epochs"] == 2
     with open(os.path.join(run, "metrics.json")) as f:
         metrics = json.load(f)
@@ -107,7 +107,7 @@ def test_finished_run_reruns_as_a_no_op_and_another_model_is_refused(tmp_path):
     assert metrics["epochs"] == 1 and int(again.optimizer.iterations.numpy()) == 2
     for a, b in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="latent_dim=2, not 3"):
+    with pytest.raises(ValueError, match="model.latent_dim=2, not 3"):
         train(_config(tmp_path, epochs=1, steps_per_epoch=2, latent_dim=3))
 
 
@@ -216,7 +216,7 @@ def test_variants_get_dataset_options_and_labels(tmp_path):
     assert model.condition.kind == "vector" and model.condition.size == 5  # the sprite factor vector
     assert np.isfinite(metrics["evaluation"]["nll"])
     with open(os.path.join(tmp_path, "run", "config.yaml")) as f:
-        assert yaml.safe_load(f)["model_options"]["label_dim"] == 5
+        assert yaml.safe_load(f)["model"]["label_dim"] == 5
     model, _ = train(_config(tmp_path, variant="beta_tcvae", epochs=1, steps_per_epoch=1,
                              run_dir=str(tmp_path / "tc")))
     assert model.objective.dataset_size == 663_552  # the train split, from the dataset
@@ -225,7 +225,7 @@ def test_variants_get_dataset_options_and_labels(tmp_path):
 def test_prior_options_build_the_named_prior(tmp_path):
     model = build_model(_config(tmp_path, prior="vamp", prior_options={"num_pseudo_inputs": 7}))
     assert isinstance(model.prior, keras_vae.VampPrior) and model.prior.pseudo_inputs.shape == (7, 64, 64, 1)
-    with pytest.raises(ValueError, match="Invalid prior option.*num_components"):
+    with pytest.raises(ValueError, match="Invalid prior_options.*num_components"):
         build_model(_config(tmp_path, prior="vamp", prior_options={"num_components": 7}))
 
 

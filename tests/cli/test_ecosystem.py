@@ -8,9 +8,11 @@ import sys
 import time
 
 import numpy as np
+import yaml
 
 import keras_vae
 from keras_vae import configs
+from keras_vae.run_config import is_legacy
 from keras_vae.cli import main
 from tests.conftest import rectangles
 
@@ -64,6 +66,10 @@ def test_configs_lists_and_prints_the_built_in_configs(capsys):
     assert "sprites_quick" in configs.names()
     assert main(["configs"]) == 0
     assert "sprites_quick" in capsys.readouterr().out
+    for name in configs.names():  # every built-in config in the current layout: the model in one section
+        assert main(["configs", name]) == 0
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert "model_options" not in printed and not is_legacy(printed) and "latent_dim" in printed["model"], name
     assert main(["configs", "sprites_quick"]) == 0
     assert "dataset: sprites" in capsys.readouterr().out
     assert main(["configs", "nope"]) == 2

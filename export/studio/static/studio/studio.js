@@ -1,6 +1,6 @@
 // Latent Studio. Every model computation is a TF Serving REST `:predict` call (signatures sample,
 // serving_default, encode, reconstruct, score), so the page also runs against a real TF Serving:
-// open it with ?api=http://HOST:8501&model=NAME (the API needs CORS; see the README).
+// open it with ?api=http://HOST:8501&model=NAME (the API needs CORS; see docs/studio.md).
 // studio/studio.json (served by `keras-vae studio`) adds attributes, the score threshold and the
 // upload endpoint; without it the page still samples, decodes, interpolates, blends and scores.
 "use strict";

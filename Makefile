@@ -15,18 +15,21 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-# The studio's browser tests drive Debian's chromium through chromedriver (selenium is in the test extra).
-# Installed with apt-get when missing (CI runs as root); elsewhere without root, those tests skip.
+# The studio's browser tests drive Debian's chromium through chromedriver (selenium is in the test extra), and the
+# docs' shell examples call curl. Missing ones are installed with apt-get (CI runs as root); elsewhere without root,
+# the browser tests skip.
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
+SYSTEM_PACKAGES = $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(wildcard $(CHROMEDRIVER)),,chromium-driver) \
+	$(if $(shell command -v curl),,curl)
 
 browser:
-	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then :; \
+	@if [ -z "$(strip $(SYSTEM_PACKAGES))" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); \
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
-		sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
-	else echo "make browser: no root to install chromium and chromium-driver; the studio's browser tests will skip"; fi
+		sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); \
+	else echo "make browser: no root to install $(strip $(SYSTEM_PACKAGES)); the studio's browser tests will skip"; fi
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile

@@ -32,7 +32,8 @@ def _write(tmp_path, text, name="page.md"):
 # ----------------------------------------------------------------------------------------------- the pages
 @pytest.mark.parametrize("page", RUN_HERE)
 def test_page_blocks_run(page, tmp_path):
-    run_and_report(os.path.join(ROOT, page), str(tmp_path))
+    result = run_and_report(os.path.join(ROOT, page), str(tmp_path))  # a failing block raises DocsError
+    assert result.ran >= 1, f"{page}: no block ran"
 
 
 def test_every_page_runs_in_one_of_the_two_files():

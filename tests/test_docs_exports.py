@@ -14,4 +14,5 @@ RUN_HERE = ["docs/export-and-serving.md", "docs/models.md", "docs/studio.md", "d
 
 @pytest.mark.parametrize("page", RUN_HERE)
 def test_page_blocks_run(page, tmp_path):
-    run_and_report(os.path.join(ROOT, page), str(tmp_path))
+    result = run_and_report(os.path.join(ROOT, page), str(tmp_path))  # a failing block raises DocsError
+    assert result.ran >= 1, f"{page}: no block ran"

@@ -10,8 +10,6 @@ Example:
 >>> iwae = build_vae((28, 28, 1), 16, architecture="mlp", objective="importance_weighted", num_samples=5)
 """
 
-import operator
-
 from keras_vae import names
 from keras_vae.adversaries import ADVERSARIES
 from keras_vae.conditioning import Condition
@@ -19,21 +17,11 @@ from keras_vae.ladder import LadderVAE
 from keras_vae.likelihoods import GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
 from keras_vae.networks import build_networks
-from keras_vae.objectives import OBJECTIVES, get_objective
+from keras_vae.objectives import OBJECTIVES, get_objective, integer_at_least
 from keras_vae.posteriors import POSTERIORS, get_posterior
 from keras_vae.priors import get_prior
 
 MODEL_CLASSES = {"vae": VAE, "ladder": LadderVAE}  # names.MODEL_CLASSES
-
-
-def _integer(name, value, low):
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = int(value) if isinstance(value, float) and value.is_integer() else None
-    if number is None or isinstance(value, bool) or number < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return number
 
 
 def _is_neutral(option, value):
@@ -57,7 +45,7 @@ def _objective_options(spec):
 def _objective(variant, spec, options):
     """The objective the variant declares (or ``objective=`` names), with its options popped from ``options``."""
     given = options.pop("objective", None)
-    iw = _integer("iw_train_samples", options.pop("iw_train_samples", 1), 1)
+    iw = integer_at_least("iw_train_samples", options.pop("iw_train_samples", 1), 1)
     name = given if isinstance(given, str) else spec.objective_for(options) if given is None else None
     if iw > 1:
         if name != "elbo":
@@ -126,7 +114,7 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
     """
     names.check_model_options(variant, architecture, options)
     spec = names.get_variant(variant)
-    latent_dim = _integer("latent_dim", latent_dim, 1)
+    latent_dim = integer_at_least("latent_dim", latent_dim, 1)
     input_shape = tuple(int(d) for d in input_shape)
     options = dict(options)
     net_options = {key: options.pop(key) for key in names.NETWORK_OPTIONS[architecture] if key in options}

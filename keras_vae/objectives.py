@@ -19,6 +19,8 @@ Example:
 """
 
 import math
+import numbers
+import operator
 
 import keras
 import tensorflow as tf
@@ -37,10 +39,16 @@ def _finite_at_least(name, value, low):
     return value
 
 
-def _steps(name, value, low=0):
-    if isinstance(value, bool) or int(value) != float(value) or int(value) < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return int(value)
+def integer_at_least(name, value, low=0):
+    """``value`` as an int, or a ValueError naming ``name`` when it is not a whole number >= ``low``."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        whole = isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+        number = int(value) if whole else None
+    if number is None or isinstance(value, bool) or number < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return number
 
 
 class Objective:
@@ -96,7 +104,7 @@ class ELBO(Objective):
 
     def __init__(self, beta=1.0, kl_warmup_steps=0, free_bits=0.0):
         self.beta = _finite_at_least("beta", beta, 0.0)
-        self.kl_warmup_steps = _steps("kl_warmup_steps", kl_warmup_steps)
+        self.kl_warmup_steps = integer_at_least("kl_warmup_steps", kl_warmup_steps)
         self.free_bits = _finite_at_least("free_bits", free_bits, 0.0)
 
     def charged_kl(self, layers):
@@ -132,7 +140,7 @@ class CapacityELBO(Objective):
 
     def __init__(self, capacity_max=25.0, capacity_steps=100_000, gamma=1000.0):
         self.capacity_max = _finite_at_least("capacity_max", capacity_max, 0.0)
-        self.capacity_steps = _steps("capacity_steps", capacity_steps, 1)
+        self.capacity_steps = integer_at_least("capacity_steps", capacity_steps, 1)
         self.gamma = _finite_at_least("gamma", gamma, 0.0)
 
     def capacity(self, model):
@@ -198,8 +206,8 @@ class TotalCorrelationELBO(Objective):
         self.beta = _finite_at_least("beta", beta, 0.0)
         self.alpha = _finite_at_least("alpha", alpha, 0.0)
         self.gamma = _finite_at_least("gamma", gamma, 0.0)
-        self.dataset_size = None if dataset_size is None else _steps("dataset_size", dataset_size, 1)
-        self.kl_warmup_steps = _steps("kl_warmup_steps", kl_warmup_steps)
+        self.dataset_size = None if dataset_size is None else integer_at_least("dataset_size", dataset_size, 1)
+        self.kl_warmup_steps = integer_at_least("kl_warmup_steps", kl_warmup_steps)
 
     def check(self, model):
         if not model.posterior.diagonal_gaussian or len(model.latent_dims) != 1:
@@ -244,7 +252,7 @@ class ImportanceWeightedBound(Objective):
     name_key = "importance_weighted"
 
     def __init__(self, num_samples=5):
-        self.num_samples = _steps("num_samples", num_samples, 2)
+        self.num_samples = integer_at_least("num_samples", num_samples, 2)
 
     def terms(self, model, x, labels, training):
         k = self.num_samples

@@ -3,7 +3,10 @@
 `ModelRepository` follows TF Serving's file-system source and availability-preserving policy: it
 serves the versions `aspired_versions` picks under ``BASE/NAME`` (the highest one by default), polls
 the folder, loads new versions before unloading old ones, retries a version that failed to load (one
-still being copied, say) and reports each version's state as TF Serving's GetModelStatus does.
+still being copied, say) and reports each version's state as TF Serving's GetModelStatus does, load
+errors with the codes TF's loader gives (NOT_FOUND without ``saved_model.pb``, DATA_LOSS for an
+unreadable one). Versions are the children `version_children` reads as TF Serving's source does; a poll
+that cannot list ``BASE/NAME`` changes nothing.
 `read_model_config` reads a model's name, version labels and policy from a models.config file.
 
 Example:
@@ -18,6 +21,7 @@ Example:
 """
 
 import os
+import re
 import sys
 import threading
 import time
@@ -106,6 +110,48 @@ def policy_from_argument(version_policy):
     raise ValueError(f"version_policy must be 'latest', 'all', a positive int or a list of versions, got {version_policy!r}.")
 
 
+_VERSION_NAME = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+[ \t\n\v\f\r]*")
+
+
+def version_children(base_path):
+    """``{version: child name}`` of the entries TF Serving's file-system source reads as versions, or None.
+
+    Like its ``ParseVersionNumber`` (absl::SimpleAtoi into an int64), any child whose name is an
+    integer counts, file or folder ("007" is version 7; of two names for one version the last in
+    sorted order wins). None when ``base_path`` cannot be listed: TF Serving then skips the poll and
+    keeps what it serves.
+
+    >>> version_children("saved_models/vae")
+    {1: '1', 2: '2'}
+    """
+    try:
+        names = sorted(os.listdir(base_path))
+    except OSError:
+        return None
+    versions = {}
+    for name in names:
+        if _VERSION_NAME.fullmatch(name) and -(2**63) <= int(name) < 2**63:
+            versions[int(name)] = name
+    return versions
+
+
+def _load_error(err, path):
+    """``(canonical code, message)`` of a failed load, as TF Serving's SavedModel loader reports it."""
+    code = getattr(err, "error_code", None)  # a tf.errors.OpError
+    if code is not None and getattr(err, "message", None) is not None:
+        value = _error_codes().values_by_number.get(code)
+        return (value.name if value else "UNKNOWN"), err.message
+    text = str(err)
+    if isinstance(err, OSError) and "SavedModel file does not exist" in text:
+        return "NOT_FOUND", (
+            "Specified file path does not appear to contain a SavedModel bundle (should have a file called "
+            f"`saved_model.pb`)\nSpecified file path: {path}"
+        )
+    if isinstance(err, OSError) and text.startswith("Cannot parse file"):
+        return "DATA_LOSS", f"Can't parse {os.path.join(path, 'saved_model.pb')} as binary proto"
+    return "UNKNOWN", f"{type(err).__name__}: {text}".strip()
+
+
 def _folder_signature(path):
     """Names, sizes and mtimes under ``path``: it changes while a version is still being copied in."""
     entries = []
@@ -163,21 +209,28 @@ class ModelRepository:
         self._attempts = {}  # version -> _LoadAttempts
         self._stop = threading.Event()
         self._poller = None
+        self._base_missing = False
 
     def refresh(self):
         """One poll: loads aspired versions (highest first), then unloads what the policy lets go."""
-        on_disk = existing_versions(self.base_path)
-        aspired = aspired_versions(on_disk, self.version_policy)
-        for version in set(self._attempts) - set(on_disk):
+        children = version_children(self.base_path)
+        if children is None:
+            # TF Serving's source fails the poll ("Could not find base path") and changes nothing
+            if not self._base_missing:
+                self.log(f"keras-vae serve: cannot list {self.base_path!r}; serving what is loaded until it returns")
+            self._base_missing = True
+            return
+        self._base_missing = False
+        aspired = aspired_versions(children, self.version_policy)
+        for version in set(self._attempts) - aspired:
             self._forget_attempts(version)
         for version in sorted(aspired - set(self._servables), reverse=True):
             if self._stop.is_set():
                 return
-            self._try_load(version)
+            self._try_load(version, os.path.join(self.base_path, children[version]))
         self._unload_unaspired(aspired)
 
-    def _try_load(self, version):
-        path = os.path.join(self.base_path, str(version))
+    def _try_load(self, version, path):
         attempts = self._attempts.get(version)
         signature = _folder_signature(path)
         if attempts is not None and attempts.signature != signature:
@@ -188,7 +241,7 @@ class ModelRepository:
         try:
             servable = Servable(version, path)
         except Exception as err:  # a broken or incomplete version must not take the server down
-            self._load_failed(version, attempts or _LoadAttempts(signature), err)
+            self._load_failed(version, attempts or _LoadAttempts(signature), _load_error(err, path))
             return
         self._attempts.pop(version, None)
         with self._lock:
@@ -196,10 +249,10 @@ class ModelRepository:
             self._states[version] = ("AVAILABLE", "OK", "")
         self.log(f"keras-vae serve: serving version {version} of {self.model_name!r} from {path}")
 
-    def _load_failed(self, version, attempts, err):
+    def _load_failed(self, version, attempts, error):
         attempts.failures += 1
         attempts.next_try = time.monotonic() + self.load_retry_seconds
-        attempts.error = ("UNKNOWN", f"{type(err).__name__}: {err}".strip())
+        attempts.error = error
         self._attempts[version] = attempts
         final = attempts.failures > self.max_load_retries
         self._set_state(version, *(("END", *attempts.error) if final else ("LOADING",)))

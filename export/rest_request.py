@@ -28,6 +28,8 @@ ROW_KEY = "instances"
 COLUMNAR_KEY = "inputs"
 DEFAULT_SIGNATURE = "serving_default"
 
+# TF's TensorShape holds at most 254 dimensions; TF Serving answers "tensor parsing error" past that.
+MAX_RANK = 254
 InputSpec = collections.namedtuple("InputSpec", ["dtype", "shape"])  # numpy dtype, shape tuple (None = any size)
 
 
@@ -127,30 +129,59 @@ def _dense_shape(value):
 
 
 def _fill_error(value, level, shape, dtype):
-    """The first error TF Serving's FillTensorProto finds in ``value``, else None (walks in document order)."""
+    """The first error TF Serving's FillTensorProto finds in ``value``, else None (walks in document order).
+
+    The walk keeps its own stack: a JSON value may nest deeper than Python's recursion limit.
+    """
     rank = len(shape)
-    if not isinstance(value, list):
-        if level != rank:
-            return (
-                f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} in the JSON DOM. "
-                f"Expected at level: {rank}"
-            )
-        return _leaf_error(value, dtype)
-    if level >= rank:
-        return f"Encountered list at unexpected level: {level} expected < {rank}"
-    if len(value) != shape[level]:
-        return f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: {shape[level]}"
-    for item in value:
-        error = _fill_error(item, level + 1, shape, dtype)
-        if error:
-            return error
+    pending = [(value, level)]
+    while pending:
+        value, level = pending.pop()
+        if not isinstance(value, list):
+            if level != rank:
+                return (
+                    f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} in the JSON DOM. "
+                    f"Expected at level: {rank}"
+                )
+            error = _leaf_error(value, dtype)
+            if error:
+                return error
+            continue
+        if level >= rank:
+            return f"Encountered list at unexpected level: {level} expected < {rank}"
+        if len(value) != shape[level]:
+            return f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: {shape[level]}"
+        if level + 1 < rank:
+            pending.extend((item, level + 1) for item in reversed(value))
+            continue
+        for item in value:  # the innermost lists, checked in place (most of the work)
+            if isinstance(item, list):
+                return f"Encountered list at unexpected level: {level + 1} expected < {rank}"
+            error = _leaf_error(item, dtype)
+            if error:
+                return error
     return None
 
 
+def _leaves(value):
+    """The non-list values of nested lists, in document order, without recursion."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(reversed(item))
+        else:
+            yield item
+
+
 def _contains_bool(value):
-    if isinstance(value, bool):
-        return True
-    return isinstance(value, list) and any(_contains_bool(v) for v in value)
+    return any(isinstance(leaf, bool) for leaf in _leaves(value))
+
+
+def _check_rank(value, name):
+    """TF Serving's error for a value with more dimensions than a TF tensor can have (TensorShape's 254)."""
+    if len(_dense_shape(value)) > MAX_RANK:
+        raise ServingError(f"tensor parsing error: {name}")
 
 
 def _fast_array(value, dtype, check_bools):
@@ -181,21 +212,20 @@ def _slow_array(value, dtype):
     error = _fill_error(value, 0, shape, dtype)
     if error:
         raise ServingError(error)
-    flat = []
-    _flatten(value, flat)
+    flat = list(_leaves(value))
     if np.dtype(dtype).kind in "OSU":
         flat = [_b64_decode(v["b64"]) if isinstance(v, dict) else v.encode("utf-8", "surrogateescape") for v in flat]
-        return np.array(flat, dtype=object).reshape(shape)
-    with np.errstate(over="ignore"):
-        return np.array(flat, dtype=np.float64 if np.dtype(dtype).kind == "f" else dtype).astype(dtype).reshape(shape)
-
-
-def _flatten(value, out):
-    if isinstance(value, list):
-        for item in value:
-            _flatten(item, out)
+        array = np.array(flat, dtype=object)
     else:
-        out.append(value)
+        try:
+            with np.errstate(over="ignore"):
+                array = np.array(flat, dtype=np.float64 if np.dtype(dtype).kind == "f" else dtype).astype(dtype)
+        except OverflowError:  # an integer of hundreds of digits; rapidjson refuses it while parsing
+            raise ServingError("JSON Parse error: Number too big to be stored in double.") from None
+    try:
+        return array.reshape(shape)
+    except ValueError:  # more dimensions than numpy arrays have: no signature input takes such a value
+        raise ServingError(f"JSON Value: {debug_string(value)} has {len(shape)} dimensions, more than this server handles") from None
 
 
 def tensor_from_json(value, dtype, check_bools=True):
@@ -219,6 +249,7 @@ def _instance_item(item, name, specs, columns, shapes):
     """Adds one instance's value of input ``name``; TF Serving's AddInstanceItem checks."""
     if name not in specs:
         raise ServingError(f"JSON object: does not have named input: {name}")
+    _check_rank([item], name)
     shape = _dense_shape(item)
     error = _fill_error(item, 0, shape, specs[name].dtype)
     if error:
@@ -304,10 +335,12 @@ def _columnar_tensors(doc, specs, check_bools):
                 "inputs is a plain value/list, but expecting an object as multiple input tensors required "
                 f"as per tensorinfo_map ({', '.join(names)})"
             )
+        _check_rank(inputs, names[0])
         return {names[0]: tensor_from_json(inputs, specs[names[0]].dtype, check_bools)}
     for name in names:  # other keys of the object are ignored, as TF Serving ignores them
         if name not in inputs:
             raise ServingError(f"Missing named input: {name} in '{COLUMNAR_KEY}' object.")
+        _check_rank(inputs[name], name)
     return {name: tensor_from_json(inputs[name], specs[name].dtype, check_bools) for name in names}
 
 
@@ -329,7 +362,11 @@ def _check_shapes(tensors, specs, signature_name, columnar, max_batch_size):
         raise ServingError(f"Inputs must share their batch size, got {batch_sizes}.")
     for size in set(batch_sizes.values()):
         if size > max_batch_size:
-            raise ServingError(f"Batch size {size} exceeds this server's maximum of {max_batch_size}.")
+            # TF Serving's batching scheduler refuses such a task with this InvalidArgument (400) text
+            raise ServingError(
+                f"Task size {size} is larger than maximum input batch size {max_batch_size}. Batch size {size} exceeds "
+                f"this server's maximum of {max_batch_size}: split the request, or raise the server's --max-batch-size."
+            )
 
 
 def request_tensors(doc, specs, signature_name, max_batch_size, check_bools=True):

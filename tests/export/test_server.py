@@ -249,7 +249,7 @@ def test_new_versions_are_picked_up_and_removed_ones_dropped(model_copy, vae):
         (model_copy / "3" / "saved_model.pb").write_bytes(b"garbage")
         wait_for(lambda: versions().get("3") == "END")
         status = request(server, "GET", "/v1/models/vae/versions/3")[1]["model_version_status"][0]["status"]
-        assert status["error_code"] == "UNKNOWN" and status["error_message"]
+        assert status["error_code"] == "DATA_LOSS" and "as binary proto" in status["error_message"]
         assert_still_serving(server)
         assert versions()["2"] == "AVAILABLE"
         # Removing the served version falls back to the highest remaining one (once the broken one is gone:

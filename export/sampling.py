@@ -37,8 +37,8 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None, s
         source: a run directory or ``.keras`` file, a SavedModel folder (``BASE/NAME/N``), a model base
             path (``BASE/NAME``: its highest version), or a ``.tflite`` file.
         num_samples: how many images, 1..`MAX_SAMPLES`.
-        seed: integer seed (same seed, same images). A ``.tflite`` model without a seed samples on
-            device; with one, codes come from a seeded NumPy generator (standard normal priors only).
+        seed: integer seed (same seed, same images; a SavedModel and its ``.tflite`` files give the same
+            images for the same seed, within each file's precision); None for a fresh draw.
         temperature: scales the prior's spread (finite, > 0).
         label: for conditional models, one label for all samples: a class index or a label vector.
         sampler: ``"prior"``, or the name of an ex-post sampler the model was exported with (``keras-vae
@@ -49,31 +49,11 @@ def sample_images(source, num_samples, seed=None, temperature=1.0, label=None, s
     if not os.path.exists(source):
         raise FileNotFoundError(f"No model at {source!r}.")
     if source.endswith(".tflite"):
-        if sampler != "prior":
-            return _from_tflite_sampler(source, num_samples, seed, temperature, label, sampler)
-        return _from_tflite(source, num_samples, seed, temperature, label)
+        return _from_tflite(source, num_samples, seed, temperature, label, sampler)
     saved_model = saved_model_dir_of(source) if os.path.isdir(source) else None
     if saved_model is not None:
         return _from_saved_model(saved_model, num_samples, seed, temperature, label, sampler)
     return _from_keras(source, num_samples, seed, temperature, label, sampler)
-
-
-def _from_tflite_sampler(path, num_samples, seed, temperature, label, sampler):
-    from keras_vae.export.signatures import sample_signature
-    from keras_vae.export.tflite import TFLiteModel
-
-    if seed is not None or temperature != 1.0:
-        raise ValueError("--seed/--temperature with an ex-post sampler need the SavedModel or the run directory: "
-                         "the on-device generator cannot be seeded.")
-    model = TFLiteModel(path)
-    name = sample_signature(sampler)
-    if name not in model.interpreter.get_signature_list():
-        raise ValueError(f"{path!r} has no sampler {sampler!r} (no {name!r} signature).")
-    labels = _labels(model.condition, label, num_samples)
-    inputs = {"num_samples": np.array(num_samples, np.int32)}
-    if labels is not None:
-        inputs["label"] = np.asarray(labels)
-    return model.interpreter.get_signature_runner(name)(**inputs)["images"]
 
 
 def _labels(condition, label, count):
@@ -85,21 +65,26 @@ def _labels(condition, label, count):
     return None
 
 
-def _from_tflite(path, num_samples, seed, temperature, label):
-    from keras_vae.export.metadata import read_metadata
+def _from_tflite(path, num_samples, seed, temperature, label, sampler="prior"):
     from keras_vae.export.tflite import TFLiteModel
 
     model = TFLiteModel(path)
     labels = _labels(model.condition, label, num_samples)
-    if seed is None and temperature == 1.0:
-        return model.sample(num_samples, labels=labels)["images"]
-    # The on-device generator cannot be re-seeded at run time; for a reproducible draw, the
-    # codes come from a seeded NumPy generator and go through the `decode` signature instead.
+    if model.seeded or (seed is None and temperature == 1.0):
+        return model.sample(num_samples, labels=labels, seed=seed, temperature=temperature, sampler=sampler)["images"]
+    return _numpy_codes_decoded(model, path, num_samples, seed, temperature, labels, sampler)
+
+
+def _numpy_codes_decoded(model, path, num_samples, seed, temperature, labels, sampler):
+    """A seeded draw from a file whose ``sample`` takes no seed (exported before seeded sampling): codes from a
+    seeded NumPy generator, decoded by the ``decode`` signature (standard normal priors only)."""
+    from keras_vae.export.metadata import read_metadata
+
     meta = read_metadata(os.path.dirname(os.path.abspath(path)))
-    if meta.get("prior") != "standard_normal":
+    if sampler != "prior" or meta.get("prior") != "standard_normal":
         raise ValueError(
-            f"--seed/--temperature with a .tflite file need a standard normal prior (this model's is "
-            f"{meta.get('prior')!r}); use the SavedModel or the run directory for reproducible samples."
+            f"{path!r} predates seeded sampling: --seed/--temperature need a standard normal prior and no ex-post "
+            "sampler with it. Export the model again, or use the SavedModel or the run directory."
         )
     rng = np.random.default_rng(seed)
     z = (temperature * rng.standard_normal((num_samples, model.latent_dim))).astype(np.float32)

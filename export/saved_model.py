@@ -21,7 +21,7 @@ import os
 import keras_vae.export.layout as layout
 from keras_vae.export.archive import write_archive
 from keras_vae.export.metadata import export_metadata, write_metadata
-from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, describe_signature, serving_endpoints
+from keras_vae.export.signatures import MAX_SAMPLES, SCORE_SAMPLES, describe_signature, image_range, serving_endpoints
 from keras_vae.export.source import exportable_model
 from keras_vae.export.warmup import warmup_requests, write_warmup
 
@@ -105,7 +105,7 @@ def _write_version(model, root, name, version, with_encoder, tflite, overwrite, 
             saved_model_stage,
             export_metadata(
                 model, version, dataset, signatures, format="saved_model", max_samples=MAX_SAMPLES,
-                score_samples=SCORE_SAMPLES,
+                score_samples=SCORE_SAMPLES, image_range=list(image_range(model)),
             ),
         )
         tflite_paths = {}
@@ -126,7 +126,7 @@ def _write_tflite(model, tflite_stage, root, version, dataset, overwrite):
     write_metadata(
         tflite_stage,
         export_metadata(
-            model, version, dataset, list(SIGNATURES), format="tflite",
+            model, version, dataset, list(SIGNATURES), format="tflite", image_range=list(image_range(model)),
             variants={v: os.path.basename(p) for v, p in files.items()},
         ),
     )

@@ -8,10 +8,12 @@ which TF Serving and `keras-vae serve` both answer with HTTP 400.
 Serving signatures (`serving_endpoints`):
 
 - ``serving_default``: ``z`` float32 ``[batch, latent_dim]`` -> ``images`` float32 ``[batch, H, W, C]``
-  (the likelihood mean, in [0, 1] for Bernoulli pixels).
+  (the likelihood mean clipped to `image_range`: [0, 1]; a Gaussian model's raw mean can overshoot it,
+  and stays available as ``vae.decode`` in Python).
 - ``sample``: ``num_samples`` int32 scalar in ``[1, MAX_SAMPLES]``, ``temperature`` float32 scalar
-  (> 0), ``seed`` int64 scalar -> ``images``, ``z``. The prior draw is stateless: the same seed gives
-  the same images. The codes are decoded with ``model.decode`` (for a ladder VAE: the top layer, with
+  (> 0), ``seed`` int64 scalar -> ``images``, ``z``. The codes come from `CounterNoise`, the seeded
+  generator the TFLite files run too: the same seed gives the same images in the SavedModel and on
+  device. The codes are decoded with ``model.decode`` (for a ladder VAE: the top layer, with
   the lower layers at their conditional prior means rather than drawn).
 - with ``with_encoder``: ``encode`` (``images`` -> ``loc``, ``scale``), ``reconstruct`` (``images``
   -> ``images``, decoded posterior means) and ``score`` (``images`` -> ``score``, see `SCORE_SAMPLES`).
@@ -20,10 +22,10 @@ Serving signatures (`serving_endpoints`):
   ``sample``, one label for all samples or one per sample.
 - image inputs are checked against ``model.likelihood.data_range`` ([0, 1] for Bernoulli pixels).
 
-TFLite signatures (`tflite_endpoints`): ``decode`` (``z`` -> ``images``) and ``sample``
-(``num_samples`` -> ``images``, ``z``), drawn with the builtin RANDOM_STANDARD_NORMAL /
-RANDOM_UNIFORM ops (stateless random ops need Flex, which the pip LiteRT runtime cannot run), and
-fixed-batch copies of ``decode`` (e.g. ``decode_64``: exactly 64 codes), with static shapes throughout.
+TFLite signatures (`tflite_endpoints`): ``decode`` (``z`` -> ``images``), ``sample`` (the inputs and
+outputs of the SavedModel's, drawn with `CounterNoise` from builtin integer ops: stateless random ops need
+Flex, which the pip LiteRT runtime cannot run), and fixed-batch copies of ``decode`` (e.g. ``decode_64``:
+exactly 64 codes), with static shapes throughout. Images are clipped to `image_range` here too.
 
 Example:
 
@@ -37,7 +39,7 @@ Example:
 import tensorflow as tf
 
 from keras_vae.anomaly import DEFAULT_NUM_SAMPLES
-from keras_vae.priors import BuiltinNoise
+from keras_vae.export.device_noise import CounterNoise
 from keras_vae.export.limits import MAX_SAMPLES
 
 
@@ -49,7 +51,7 @@ SCORE_SAMPLES = DEFAULT_NUM_SAMPLES["elbo"]
 SCORE_SEED = (1234, 5678)
 
 SIGNATURE_DESCRIPTIONS = {
-    "serving_default": "decode: z [batch, latent_dim] -> images [batch, H, W, C] (likelihood mean)",
+    "serving_default": "decode: z [batch, latent_dim] -> images [batch, H, W, C] (likelihood mean, clipped to [0, 1])",
     "sample": f"num_samples (int32 scalar, 1..{MAX_SAMPLES}), temperature (float32 > 0), seed (int64) -> images, z",
     "encode": "images -> loc, scale of the posterior q(z|x)",
     "reconstruct": "images -> images decoded from the posterior mean",
@@ -122,9 +124,20 @@ def _labels_for(label, num_samples):
         return tf.broadcast_to(label, tf.concat([[num_samples], tf.shape(label)[1:]], axis=0))
 
 
-def _stateless_seed(seed):
-    # int64 scalar -> the [2] int32 seed stateless ops take, without losing any bits.
-    return tf.bitcast(seed, tf.int32)
+# Served images are images: the training pipeline scales pixels to [0, 1], the Bernoulli mean lies there, and a
+# Gaussian mean (any real) is clipped to it, as the studio and `keras_vae.images` would when saving it.
+IMAGE_RANGE = (0.0, 1.0)
+
+
+def image_range(model):
+    """``(low, high)`` that served and on-device images are clipped to: the likelihood's data range, else
+    `IMAGE_RANGE`."""
+    return tuple(model.likelihood.data_range or IMAGE_RANGE)
+
+
+def _served(model, images):
+    low, high = image_range(model)
+    return tf.clip_by_value(images, low, high)
 
 
 def _image_spec(model):
@@ -172,7 +185,7 @@ def serving_endpoints(model, with_encoder=False):
         return _checked_labels(condition, label[0]) if label else None
 
     def decode(z, *label):
-        return {"images": model.decode(_checked_codes(z), labels=labels_of(label))}
+        return {"images": _served(model, model.decode(_checked_codes(z), labels=labels_of(label)))}
 
     def sampling_from(sampler):
         def sample(num_samples, temperature, seed, *label):
@@ -185,10 +198,10 @@ def serving_endpoints(model, with_encoder=False):
             ]
             with tf.control_dependencies(checks):
                 temperature = tf.debugging.check_numerics(temperature, "temperature must be finite")
-                z = sampler.sample(num_samples, temperature=temperature, seed=_stateless_seed(seed))
+                z = sampler.draw(num_samples, temperature, CounterNoise(seed))
             labels = labels_of(label)
             labels = None if labels is None else _labels_for(labels, num_samples)
-            return {"images": model.decode(z, labels=labels), "z": z}
+            return {"images": _served(model, model.decode(z, labels=labels)), "z": z}
 
         return sample
 
@@ -205,7 +218,7 @@ def serving_endpoints(model, with_encoder=False):
         return {"loc": posterior.mean(), "scale": posterior.stddev()}
 
     def reconstruct(images, *label):
-        return {"images": model.reconstruct(_checked_images(model, images), labels=labels_of(label))}
+        return {"images": _served(model, model.reconstruct(_checked_images(model, images), labels=labels_of(label)))}
 
     def score(images, *label):
         def negative_elbo(example):
@@ -220,16 +233,12 @@ def serving_endpoints(model, with_encoder=False):
     return endpoints + [("encode", encode, image_specs), ("reconstruct", reconstruct, image_specs), ("score", score, image_specs)]
 
 
-def on_device_sample(sampler, num_samples):
-    """Codes from ``sampler`` (the prior or an ex-post sampler) with TFLite's builtin random ops only
-    (`keras_vae.priors.BuiltinNoise`). Temperature is not applied here: on device, scale ``z`` yourself and
-    call ``decode``."""
-    return sampler.draw(num_samples, 1.0, BuiltinNoise())
-
-
 def tflite_endpoints(model, fixed_batches=None):
     """The on-device signatures ``decode`` and ``sample`` (no input checks: TFLite has no Assert op), and
     ``decode`` once more for each ``{name: batch}`` of ``fixed_batches``, taking exactly ``batch`` codes.
+
+    ``sample`` takes the SavedModel's inputs (``num_samples``, ``temperature``, ``seed``) and draws the same codes
+    for the same seed (`CounterNoise`); temperature 0 gives the sampler's mean codes.
 
     A fixed batch gives every tensor a static shape: the converter folds the shape arithmetic (e.g.
     TRANSPOSE_CONV's output shape) into constants, so XNNPACK runs every op and the runtime never resizes.
@@ -239,19 +248,19 @@ def tflite_endpoints(model, fixed_batches=None):
     """
 
     def decode(z, *label):
-        return {"images": model.decode(z, labels=label[0] if label else None)}
+        return {"images": _served(model, model.decode(z, labels=label[0] if label else None))}
 
     def sampling_from(sampler):
-        def sample(num_samples, *label):
-            z = on_device_sample(sampler, num_samples)
+        def sample(num_samples, temperature, seed, *label):
+            z = sampler.draw(num_samples, temperature, CounterNoise(seed))
             labels = _broadcast_labels(label[0], num_samples) if label else None
-            return {"images": model.decode(z, labels=labels), "z": z}
+            return {"images": _served(model, model.decode(z, labels=labels)), "z": z}
 
         return sample
 
     label_spec = label_specs(model)
     endpoints = [("decode", decode, [_code_spec(model), *label_spec]),
-                 *[(sample_signature(name), sampling_from(model.sampler(name)), [NUM_SAMPLES_SPEC, *label_spec])
+                 *[(sample_signature(name), sampling_from(model.sampler(name)), [*SAMPLE_SPECS, *label_spec])
                    for name in sampler_names(model)]]
     return endpoints + [(name, decode, [_code_spec(model, batch), *label_specs(model, batch)])
                         for name, batch in (fixed_batches or {}).items()]

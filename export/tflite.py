@@ -3,11 +3,12 @@
 Variants (``VARIANTS``): ``float32``; ``float16`` (float16 weights); ``dynamic_range`` (int8 weights,
 float activations); ``int8`` (full integer quantization of weights and activations, calibrated on
 codes drawn from the prior; float32 inputs and outputs; for class-conditional models the label's ONE_HOT
-stays float, working around a quantizer bug; label vectors are calibrated on [0, 1)). Each has the
-signatures ``decode`` (``z`` -> ``images``) and ``sample`` (``num_samples`` -> ``images``, ``z``), plus a
-``label`` input for conditional models (as in `export.signatures`), using builtin ops only (no Flex
-ops, which the pip LiteRT runtime cannot run). ``decode_1``, ``decode_8`` and ``decode_64``
-(`DECODE_BATCHES`) decode exactly that many codes with static shapes: on device, call the one that fits
+stays float, working around a quantizer bug, and so does the seeded noise; label vectors are calibrated on
+[0, 1)). Each has the signatures ``decode`` (``z`` -> ``images``) and ``sample`` (``num_samples``,
+``temperature``, ``seed`` -> ``images``, ``z``: the same seed, the same codes as the SavedModel's ``sample``,
+see `export.device_noise`), plus a ``label`` input for conditional models (as in `export.signatures`), using
+builtin ops only (no Flex ops, which the pip LiteRT runtime cannot run). ``decode_1``, ``decode_8`` and
+``decode_64`` (`DECODE_BATCHES`) decode exactly that many codes with static shapes: on device, call the one that fits
 (`TFLiteModel.decode` splits any batch into them, see `decode_chunks`) and allocate its tensors once.
 
 They are converted with ``tf.lite.TFLiteConverter.from_saved_model`` from a SavedModel written by
@@ -18,11 +19,12 @@ Example:
 
 >>> paths = convert_tflite(vae, "saved_models/vae/tflite/1")
 >>> model = TFLiteModel(paths["int8"], num_threads=2)
->>> model.sample(16)["images"].shape
+>>> model.sample(16, seed=0, temperature=0.8)["images"].shape
 (16, 28, 28, 1)
 """
 
 import os
+import secrets
 import tempfile
 import warnings
 
@@ -35,6 +37,9 @@ SIGNATURES = ("decode", "sample")
 CALIBRATION_BATCHES = 16
 CALIBRATION_BATCH_SIZE = 32
 CHUNK_SIZE = 1024  # samples per on-device `sample` call
+# The int8 file's `sample` signatures are calibrated at these temperatures: hotter draws saturate there (the
+# temperature input and the codes' quantization range stop at the largest).
+CALIBRATION_TEMPERATURES = (1.0, 0.5, 1.5)
 # Batch sizes of the fixed-batch signatures ``decode_<b>``: static shapes, so XNNPACK runs every op (with a
 # dynamic batch, TRANSPOSE_CONV's computed output shape keeps it on the slow builtin kernel) and the
 # interpreter never resizes or reallocates. `TFLiteModel.decode` splits any batch into these.
@@ -86,6 +91,9 @@ def _representative_dataset(model, decode_batches):
             yield "decode", {"z": codes(CALIBRATION_BATCH_SIZE, i), **labels(CALIBRATION_BATCH_SIZE)}
             for signature in samplings:  # sample, and sample_<name> for each ex-post sampler
                 yield signature, {"num_samples": np.array(CALIBRATION_BATCH_SIZE, np.int32),
+                                  "temperature": np.array(CALIBRATION_TEMPERATURES[i % len(CALIBRATION_TEMPERATURES)],
+                                                          np.float32),
+                                  "seed": np.array(i, np.int64),
                                   **labels(CALIBRATION_BATCH_SIZE)}
             bar.add(1 + len(samplings))
         for name, batch in decode_batches.items():
@@ -114,18 +122,35 @@ def _convert(saved_model_dir, variant, model, decode_batches):
     elif variant == "int8":
         converter.representative_dataset = _representative_dataset(model, decode_batches)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if model.condition.kind == "class":
-            # TF 2.21's quantizer gives ONE_HOT (the class label encoding) an int8 output whose scale differs
-            # from its on/off values', corrupting the label; that one op stays float.
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter,
-                debug_dataset=converter.representative_dataset,
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["ONE_HOT"]),
-            )
-            return debugger.get_nondebug_quantized_model()
+        # TF 2.21's quantizer gives ONE_HOT (the class label encoding) an int8 output whose scale differs
+        # from its on/off values', corrupting the label; that one op stays float.
+        return _full_integer(converter, ["ONE_HOT"] if model.condition.kind == "class" else [])
     elif variant != "dynamic_range":
         raise ValueError(f"Unknown TFLite variant {variant!r}; expected one of {VARIANTS}.")
     return converter.convert()
+
+
+def _full_integer(converter, denylisted_ops):
+    """The int8 flatbuffer, with the seeded noise (`export.device_noise`) left in float32.
+
+    Quantized, its uniforms would be rounded to 256 levels before the LOG of Box-Muller; only the codes it
+    yields are quantized, as a decoded code is. The noise's ops are found by their name scope in the
+    calibrated model, then kept out of quantization with the converter's debugger (its public denylist).
+    """
+    import tensorflow as tf
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from keras_vae.export.device_noise import SCOPE
+
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                         debug_dataset=converter.representative_dataset)
+    calibrated = flatbuffer_utils.convert_bytearray_to_object(bytearray(debugger.calibrated_model))
+    noise = sorted({name for subgraph in calibrated.subgraphs for tensor in subgraph.tensors
+                    for name in [tensor.name.decode()] if SCOPE in name})
+    if noise or denylisted_ops:
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=denylisted_ops or None,
+                                                                         denylisted_nodes=noise or None)
+    return debugger.get_nondebug_quantized_model()
 
 
 def convert_tflite(model, out_dir, variants=VARIANTS):
@@ -161,7 +186,8 @@ def _check_runs(path, model):
     z = np.asarray(model.prior.sample(4, temperature=1.0, seed=(0, 1)), np.float32)
     labels = placeholder_labels(model.condition, 4) if model.condition else None
     images = runner.decode(z, labels)
-    if not np.all(np.isfinite(images)):
+    drawn = runner.sample(4, labels=labels, seed=0)["images"]
+    if not (np.all(np.isfinite(images)) and np.all(np.isfinite(drawn))):
         raise ValueError(f"{path!r} produces non-finite images: the conversion is broken, not writing it.")
 
 
@@ -187,6 +213,28 @@ def decode_chunks(count, batches):
             chunks.append((start, batch))
             start += batch
     return chunks + ([(start, count - start)] if start < count else [])
+
+
+def fresh_seed():
+    """A random non-negative int64 seed, for a draw nobody asked to repeat."""
+    return secrets.randbits(63)
+
+
+def checked_seed(seed):
+    """``seed`` as a Python int in the int64 range the ``sample`` signatures take; ValueError naming it otherwise."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    if not -(1 << 63) <= int(seed) < 1 << 63:
+        raise ValueError(f"seed must fit in an int64 (-2**63 .. 2**63 - 1), got {seed}.")
+    return int(seed)
+
+
+def chunk_seed(seed, index):
+    """The seed of chunk ``index`` of a draw from ``seed``: ``seed`` itself for the first, a hash for the others."""
+    if index == 0:
+        return seed
+    words = np.random.SeedSequence([seed & ((1 << 64) - 1), index]).generate_state(2, np.uint32)
+    return int(words.view(np.int64)[0])
 
 
 class TFLiteModel:
@@ -225,6 +273,12 @@ class TFLiteModel:
         self.condition = None if label is None else condition_of_input(label["dtype"], label["shape_signature"])
 
     @property
+    def seeded(self):
+        """Whether the ``sample`` signatures take ``seed`` and ``temperature`` (False for a file whose ``sample``
+        takes ``num_samples`` alone, drawn with unseeded random ops)."""
+        return "seed" in self.interpreter.get_signature_list()["sample"]["inputs"]
+
+    @property
     def conditional(self):
         return self.condition is not None
 
@@ -245,21 +299,49 @@ class TFLiteModel:
             parts.append(self._run(runner, **inputs)["images"])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def sample(self, num_samples, labels=None):
-        """``{"images", "z"}`` for ``num_samples`` codes drawn on device (not reproducible: no seed).
+    def sample(self, num_samples, labels=None, seed=None, temperature=1.0, sampler="prior"):
+        """``{"images", "z"}`` for ``num_samples`` codes drawn on device from ``sampler`` ("prior" or an ex-post one).
 
-        Drawn in chunks of `CHUNK_SIZE`, so the interpreter's buffers stay small for any ``num_samples``.
+        The same ``seed`` (an int64) gives the same draws here, in any other variant of the export (within its
+        precision) and in the SavedModel's ``sample``; None draws a fresh one. ``temperature`` >= 0 scales the
+        spread (0: the sampler's mean codes). Drawn in chunks of `CHUNK_SIZE`, so the interpreter's buffers stay
+        small for any ``num_samples``; chunks after the first draw with seeds derived from ``seed``.
         """
         num_samples = int(num_samples)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        temperature = float(temperature)
+        if not (np.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be >= 0 and finite, got {temperature}.")
+        name, runner = self._sampler(sampler)
+        seeded = "seed" in self.interpreter.get_signature_list()[name]["inputs"]
+        if not seeded and (seed is not None or temperature != 1.0):
+            raise ValueError(f"{self.path!r} predates seeded sampling (its sample signatures take no seed or "
+                             "temperature): export it again.")
+        seed = fresh_seed() if seed is None else checked_seed(seed)
         labels = self._label_inputs(labels, num_samples).get("label")
         chunks = []
-        for start in range(0, num_samples, CHUNK_SIZE):
+        for index, start in enumerate(range(0, num_samples, CHUNK_SIZE)):
             count = min(CHUNK_SIZE, num_samples - start)
-            label = {} if labels is None else {"label": labels[start : start + count]}
-            chunks.append(self._run(self._sample, num_samples=np.array(count, np.int32), **label))
+            inputs = {"num_samples": np.array(count, np.int32)}
+            if seeded:
+                inputs.update(seed=np.array(chunk_seed(seed, index), np.int64),
+                              temperature=np.array(temperature, np.float32))
+            if labels is not None:
+                inputs["label"] = labels[start : start + count]
+            chunks.append(self._run(runner, **inputs))
         return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in ("images", "z")}
+
+    def _sampler(self, sampler):
+        """``(signature name, runner)`` sampling with ``sampler``."""
+        from keras_vae.export.signatures import sample_signature
+
+        name = sample_signature(sampler)
+        if sampler == "prior":
+            return name, self._sample
+        if name not in self.interpreter.get_signature_list():
+            raise ValueError(f"{self.path!r} has no sampler {sampler!r} (no {name!r} signature).")
+        return name, self.interpreter.get_signature_runner(name)
 
     def _run(self, runner, **inputs):
         try:

@@ -61,7 +61,8 @@ class Prior(keras.layers.Layer):
     """Base class of priors: `build` with ``(None, latent_dim)``, then `distribution`, `log_prob`, `sample`.
 
     Sampling is one method, `draw(num_samples, temperature, noise)`, written over a noise source
-    (`StatelessNoise` for seeded draws in Python and SavedModels, `BuiltinNoise` on device), so every prior
+    (`StatelessNoise` for seeded draws in Python, `keras_vae.export.device_noise.CounterNoise` in the exported
+    SavedModel and TFLite signatures, `BuiltinNoise` from TFLite's unseeded random ops), so every prior
     and ex-post sampler draws the same way everywhere. Hooks with defaults: `marginal` (None: not
     factorized, so the KL is by Monte Carlo and there is no per-dimension KL) and `bind` (called by the
     model before building, for priors made of the model's own parts).

@@ -39,9 +39,12 @@ def test_a_fitted_sampler_is_exported_as_its_own_sample_signature(tmp_path, cova
 
     on_device = TFLiteModel(result.tflite_paths["float32"])
     runner = on_device.interpreter.get_signature_runner("sample_gmm")
-    out = runner(num_samples=np.array(5, np.int32))
-    assert out["z"].shape == (5, 3) and np.abs(out["z"]).min() > 40
+    out = runner(num_samples=np.array(6, np.int32), temperature=np.array(1.0, np.float32), seed=np.array(3, np.int64))
+    assert out["z"].shape == (6, 3) and np.abs(out["z"]).min() > 40
     assert np.all(np.isfinite(out["images"]))
+    # The same seed, the same components and codes as the SavedModel's sample_gmm.
+    np.testing.assert_allclose(out["z"], first["z"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(on_device.sample(6, seed=3, sampler="gmm")["z"], first["z"].numpy(), atol=1e-4)
 
 
 def test_sample_command_draws_with_a_named_sampler(tmp_path):
@@ -53,10 +56,12 @@ def test_sample_command_draws_with_a_named_sampler(tmp_path):
     vae.fit_sampler(images, kind="gmm", num_components=2)
     vae.save(tmp_path / "m.keras")
     result = export_model(vae, base_dir=tmp_path / "saved", name="m", tflite=True)
+    grids = {}
     for source in (tmp_path / "m.keras", result.saved_model_dir, result.tflite_paths["float32"]):
-        seed = None if str(source).endswith(".tflite") else 1
-        grid = sample_images(source, 4, seed=seed, sampler="gmm")
-        assert np.asarray(grid).shape == (4, 28, 28, 1)
+        grids[source] = np.asarray(sample_images(source, 4, seed=1, sampler="gmm"))
+        assert grids[source].shape == (4, 28, 28, 1)
+    # A SavedModel and its .tflite files draw the same grid for a seed.
+    np.testing.assert_allclose(grids[result.saved_model_dir], grids[result.tflite_paths["float32"]], atol=1e-5)
     assert main(["sample", result.saved_model_dir, "-n", "4", "--sampler", "gmm", "--seed", "0",
                  "--out", str(tmp_path / "g.png")]) == 0
     assert os.path.getsize(tmp_path / "g.png") > 0

@@ -272,3 +272,35 @@ def test_image_checks_follow_the_likelihoods_data_range(tmp_path):
         with pytest.raises(tf.errors.InvalidArgumentError, match="images must be finite"):
             encode(images=tf.fill([1, 8, 8, 1], np.nan))
         assert read_metadata(result.saved_model_dir)["data_range"] == (None if likelihood == "gaussian" else [0.0, 1.0])
+
+
+def test_served_and_device_images_of_a_gaussian_model_are_clipped_to_the_image_range(tmp_path):
+    """A Gaussian mean can leave [0, 1]; the signatures clip it there, while `vae.decode` keeps the raw mean."""
+    from keras_vae.export.tflite import TFLiteModel, convert_tflite
+
+    model = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,), likelihood="gaussian", seed=0)
+    bias = [w for w in model.decoder.weights if w.path.endswith("bias")][-1]
+    bias.assign(np.tile(np.array([-1.5, 2.5], np.float32), bias.shape[0] // 2))  # means far outside [0, 1]
+    z = np.random.default_rng(0).standard_normal((16, 2)).astype(np.float32)
+    raw = model.decode(z).numpy()
+    assert raw.min() < -0.5 and raw.max() > 1.5  # the Python API returns the unclipped mean
+    result = export_model(model, base_dir=tmp_path, name="g", with_encoder=True)
+    assert read_metadata(result.saved_model_dir)["image_range"] == [0.0, 1.0]
+    signatures = tf.saved_model.load(result.saved_model_dir).signatures
+    decoded = signatures["serving_default"](z=tf.constant(z))["images"].numpy()
+    np.testing.assert_allclose(decoded, np.clip(raw, 0, 1), atol=1e-6)
+    assert decoded.min() == 0 and decoded.max() == 1
+    drawn = signatures["sample"](num_samples=tf.constant(16), temperature=tf.constant(1.0),
+                                 seed=tf.constant(0, tf.int64))
+    np.testing.assert_allclose(drawn["images"].numpy(), np.clip(model.decode(drawn["z"]).numpy(), 0, 1), atol=1e-6)
+    images = np.random.default_rng(1).random((4, 8, 8, 1)).astype(np.float32)
+    reconstructed = signatures["reconstruct"](images=tf.constant(images))["images"].numpy()
+    np.testing.assert_allclose(reconstructed, np.clip(model.reconstruct(images).numpy(), 0, 1), atol=1e-6)
+
+    for variant, path in convert_tflite(model, tmp_path / "tflite", variants=("float32", "int8")).items():
+        device = TFLiteModel(path)
+        on_device = device.decode(z)
+        assert on_device.min() >= 0 and on_device.max() <= 1, variant
+        assert np.abs(on_device - np.clip(raw, 0, 1)).mean() <= (1e-6 if variant == "float32" else 0.05), variant
+        sampled = device.sample(64, seed=0)["images"]
+        assert sampled.min() >= 0 and sampled.max() <= 1 and (sampled == 0).any(), variant

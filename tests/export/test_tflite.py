@@ -77,10 +77,95 @@ def constant_bytes(path):
 def test_only_builtin_ops_and_on_device_random_sampling(variant, exported, capfd):
     ops = builtin_ops(exported.tflite_paths[variant], capfd)
     assert set(ops) == {"decode", "sample", *fixed_batches()}
-    assert "RANDOM_STANDARD_NORMAL" in ops["sample"]
+    # The seeded generator: integer hash and Box-Muller from builtins, no random op (its seed is fixed at conversion).
+    assert {"BITCAST", "BITWISE_XOR", "RIGHT_SHIFT", "LOG", "SQRT", "COS"} <= set(ops["sample"])
+    assert not [op for op in ops["sample"] if op.startswith("RANDOM")]
     assert not [op for ops_ in ops.values() for op in ops_ if op.startswith("Flex") or op == "CUSTOM"]
+    # The noise computes in int32 and float32 in every file: int8 quantization leaves it alone.
+    assert noise_tensor_types(exported.tflite_paths[variant]) == {"INT32", "FLOAT32"}
     if variant == "int8":
         assert "FULLY_CONNECTED" in ops["decode"] and "QUANTIZE" in ops["decode"]
+
+
+def noise_tensor_types(path):
+    """The types of the inputs and outputs of the Box-Muller and hash ops of every ``sample`` signature."""
+    from tensorflow.lite.tools import flatbuffer_utils, visualize
+
+    model = flatbuffer_utils.read_model(path)
+    codes = {value: name for name, value in vars(visualize.schema_fb.BuiltinOperator).items() if name.isupper()}
+    types = {value: name for name, value in vars(visualize.schema_fb.TensorType).items() if name.isupper()}
+    found = set()
+    for graph in model.subgraphs:
+        if graph.name.decode().startswith("sample"):
+            for op in graph.operators:
+                if codes[max(model.operatorCodes[op.opcodeIndex].builtinCode,
+                             model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)] in NOISE_OPS:
+                    found |= {types[graph.tensors[i].type] for i in [*op.inputs, *op.outputs] if i >= 0}
+    return found
+
+
+NOISE_OPS = {"LOG", "SQRT", "COS", "BITWISE_XOR", "RIGHT_SHIFT"}
+
+
+@pytest.fixture(scope="module")
+def sample_signature(exported):
+    signature = tf.saved_model.load(exported.saved_model_dir).signatures["sample"]
+    return lambda n, temperature, seed: {k: v.numpy() for k, v in signature(
+        num_samples=tf.constant(n), temperature=tf.constant(temperature), seed=tf.constant(seed, tf.int64)).items()}
+
+
+# Codes drawn from the same seed on device and by the SavedModel: (statistic of |difference|, bound). The noise
+# computes in float32 in every file; int8 quantizes the codes it yields (a step of about 0.04).
+SEEDED_CODES = {"float32": ("max", 1e-5), "float16": ("max", 1e-5), "dynamic_range": ("max", 1e-5),
+                "int8": ("mean", 0.03)}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_seed_gives_the_same_images_in_fresh_interpreters_and_the_saved_models(variant, exported, sample_signature):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = exported.tflite_paths[variant]
+    first = TFLiteModel(path).sample(64, seed=123)
+    runner = Interpreter(model_path=path).get_signature_runner("sample")  # a second interpreter, LiteRT alone
+    again = runner(num_samples=np.array(64, np.int32), temperature=np.array(1.0, np.float32), seed=np.array(123))
+    np.testing.assert_array_equal(first["images"], again["images"])
+    np.testing.assert_array_equal(first["z"], again["z"])
+    other = TFLiteModel(path).sample(64, seed=124)
+    assert np.abs(first["z"] - other["z"]).mean() > 0.5 and np.abs(first["images"] - other["images"]).max() > 0.1
+    assert abs(first["z"].mean()) < 0.3 and 0.7 < first["z"].std() < 1.3
+
+    served = sample_signature(64, 1.0, 123)
+    statistic, bound = SEEDED_CODES[variant]
+    assert getattr(np.abs(first["z"] - served["z"]), statistic)() <= bound
+    statistic, bound = PARITY[variant]
+    assert getattr(np.abs(first["images"] - served["images"]), statistic)() <= bound
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_temperature_scales_the_codes_and_zero_gives_the_mean_image(variant, exported):
+    model = TFLiteModel(exported.tflite_paths[variant])
+    warm, cold = model.sample(256, seed=5, temperature=1.0), model.sample(256, seed=5, temperature=0.5)
+    np.testing.assert_allclose(cold["z"], 0.5 * warm["z"], atol=1e-6 if variant == "float32" else 0.05)
+    assert cold["images"].std(axis=0).mean() < 0.9 * warm["images"].std(axis=0).mean()
+    frozen = model.sample(8, seed=5, temperature=0.0)
+    assert np.all(frozen["z"] == 0)  # the prior's mean code
+    mean_image = model.decode(np.zeros([8, 4], np.float32))
+    assert np.abs(frozen["images"] - mean_image).max() <= (1e-6 if variant == "float32" else 0.05)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        model.sample(2, temperature=-1.0)
+    with pytest.raises(ValueError, match="seed must fit in an int64"):
+        model.sample(2, seed=2**70)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        model.sample(2, seed=1.5)
+
+
+def test_draws_beyond_one_chunk_take_seeds_derived_from_the_seed(exported, monkeypatch):
+    model = TFLiteModel(exported.tflite_paths["float32"])
+    monkeypatch.setattr(tflite_module, "CHUNK_SIZE", 16)
+    drawn = model.sample(40, seed=9)["z"]
+    np.testing.assert_array_equal(drawn, model.sample(40, seed=9)["z"])
+    np.testing.assert_allclose(drawn[:16], model.sample(16, seed=9)["z"], atol=1e-6)  # first chunk: the seed
+    assert np.abs(drawn[:16] - drawn[16:32]).min() > 0  # other chunks: other codes
 
 
 def test_bad_inputs_are_rejected_before_running(exported):
@@ -202,3 +287,30 @@ def test_a_model_trained_under_mixed_bfloat16_exports_float32_signatures(tmp_pat
     served = tf.saved_model.load(result.saved_model_dir).signatures["serving_default"](z=tf.constant(z))
     np.testing.assert_allclose(served["images"].numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(TFLiteModel(result.tflite_paths["float32"]).decode(z), expected, atol=1e-5)
+
+
+def test_files_whose_sample_takes_no_seed_still_sample_and_refuse_a_seed(vae, tmp_path):
+    """Files exported before seeded sampling: ``sample`` takes ``num_samples`` alone (on-device random ops)."""
+    from keras_vae.export.archive import write_archive
+    from keras_vae.export.signatures import NUM_SAMPLES_SPEC
+    from keras_vae.priors import BuiltinNoise
+
+    def decode(z):
+        return {"images": vae.decode(z)}
+
+    def sample(num_samples):
+        z = vae.prior.draw(num_samples, 1.0, BuiltinNoise())
+        return {"images": vae.decode(z), "z": z}
+
+    source = tmp_path / "source"
+    write_archive(vae, [("decode", decode, [tf.TensorSpec([None, 4], tf.float32, name="z")]),
+                        ("sample", sample, [NUM_SAMPLES_SPEC])], source)
+    path = tmp_path / "old.tflite"
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source), signature_keys=["decode", "sample"])
+    path.write_bytes(converter.convert())
+    model = TFLiteModel(path)
+    assert not model.seeded
+    drawn = model.sample(5)
+    assert drawn["images"].shape == (5, 16, 16, 1) and np.all(np.isfinite(drawn["z"]))
+    with pytest.raises(ValueError, match="predates seeded sampling"):
+        model.sample(5, seed=1)

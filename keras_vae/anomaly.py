@@ -16,7 +16,9 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.bounds import iwae_bound
+from keras_vae import limits
+from keras_vae.bounds import decode_bytes, iwae_bound
+from keras_vae.limits import finite_float, integer_at_least
 from keras_vae.latent import checked_images, label_batch
 from keras_vae.progress import progress_bar
 
@@ -32,32 +34,42 @@ def anomaly_scores(model, images, method="elbo", num_samples=None, batch_size=12
         images: ``[n, H, W, C]`` in the model's data range.
         method: ``"elbo"`` (negative ELBO) or ``"iwae"`` (importance-weighted negative log-likelihood).
         num_samples: posterior / importance samples per example (default 10 for elbo, 100 for iwae).
-        batch_size: examples scored at once.
+        batch_size: examples scored at once; one decoded sample of each must fit
+            `keras_vae.limits.MAX_CHUNK_BYTES` (the samples are decoded in chunks that fit it).
         seed: the same seed gives the same scores.
         labels: for conditional models, one label per image (or one for all).
     """
     if method not in SCORE_METHODS:
         raise ValueError(f"Unknown score method {method!r}; expected one of {list(SCORE_METHODS)}.")
-    num_samples = DEFAULT_NUM_SAMPLES[method] if num_samples is None else int(num_samples)
-    if num_samples < 1 or int(batch_size) < 1:
-        raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
+    num_samples = DEFAULT_NUM_SAMPLES[method] if num_samples is None else num_samples
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    batch_size = integer_at_least("batch_size", batch_size, 1)
+    seed = integer_at_least("seed", seed, 0)
     images = checked_images(model, images)
+    if not len(images):
+        raise ValueError("anomaly_scores needs at least one image, got 0.")
     labels = label_batch(model, labels, len(images))
+    per_sample = decode_bytes(model)
+    limits.check_size("batch_size", min(batch_size, len(images)), per_sample, "MAX_CHUNK_BYTES",
+                      "one decoded sample of each image of a batch", "lower batch_size")
     scores = []
     bar = progress_bar(len(images), unit="image")
-    for index, start in enumerate(range(0, len(images), int(batch_size))):
-        chunk = images[start : start + int(batch_size)]
-        chunk_labels = None if labels is None else labels[start : start + int(batch_size)]
+    for index, start in enumerate(range(0, len(images), batch_size)):
+        chunk = images[start : start + batch_size]
+        chunk_labels = None if labels is None else labels[start : start + batch_size]
         # Distinct noise for every batch, reproducible from the seed.
-        batch_seed = int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0] % 2**31)
+        batch_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % 2**31)
         if method == "iwae":
             log_px = iwae_bound(model, chunk, num_samples=num_samples, chunk_size=min(num_samples, 100),
                                 seed=batch_seed, labels=chunk_labels)
             scores.append(-np.asarray(log_px))
-        else:
-            log_w = model.log_importance_weights(chunk, num_samples, seed=tf.constant([batch_seed, 0], tf.int32),
-                                                 labels=chunk_labels)
-            scores.append(-np.asarray(log_w).mean(axis=0))
+        else:  # the samples in chunks that fit MAX_CHUNK_BYTES (one chunk, seed [batch_seed, 0], when they fit)
+            step = max(1, limits.MAX_CHUNK_BYTES // (len(chunk) * per_sample))
+            sums = [np.asarray(model.log_importance_weights(chunk, min(step, num_samples - done),
+                                                            seed=tf.constant([batch_seed, part], tf.int32),
+                                                            labels=chunk_labels)).sum(axis=0, dtype=np.float64)
+                    for part, done in enumerate(range(0, num_samples, step))]
+            scores.append((-np.sum(sums, axis=0) / num_samples).astype(np.float32))
         bar.add(len(chunk))
     scores = np.concatenate(scores)
     if not np.all(np.isfinite(scores)):
@@ -70,6 +82,7 @@ def score_threshold(scores, quantile=0.99):
     scores = np.asarray(scores, np.float64)
     if scores.ndim != 1 or not len(scores) or not np.all(np.isfinite(scores)):
         raise ValueError("Scores must be a non-empty 1-D array of finite numbers.")
-    if not 0.0 < float(quantile) < 1.0:
+    quantile = finite_float("quantile", quantile, above=0.0, high=1.0)
+    if quantile == 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
-    return float(np.quantile(scores, float(quantile)))
+    return float(np.quantile(scores, quantile))

@@ -9,7 +9,11 @@ Example:
 
 import math
 
+import numpy as np
 import tensorflow as tf
+
+from keras_vae import limits
+from keras_vae.limits import finite_float, int32_seed, integer_at_least
 
 
 def iwae_bound(model, x, num_samples=5000, chunk_size=500, seed=0, parameters=None, labels=None):
@@ -23,15 +27,27 @@ def iwae_bound(model, x, num_samples=5000, chunk_size=500, seed=0, parameters=No
         model: a `VAE` (any variant).
         x: images ``[batch, H, W, C]``.
         num_samples: K, the number of importance samples.
-        chunk_size: samples decoded at once.
+        chunk_size: samples decoded at once; lowered when ``chunk_size * batch`` decoded samples exceed
+            `keras_vae.limits.MAX_CHUNK_BYTES` (and the examples bounded in parts when one sample each does).
         seed: integer; the same seed gives the same estimate.
         parameters: the proposal q(z|x) as ``model.posterior_parameters(x)`` gives it (e.g. from
             `refine_posterior`); by default the encoder's. Any proposal gives a bound on log p(x) of the same
             model: a closer one gives a tighter bound.
         labels: the labels of ``x`` for a conditional model.
     """
-    if int(num_samples) < 1 or int(chunk_size) < 1:
-        raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}")
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    chunk_size = integer_at_least("chunk_size", chunk_size, 1)
+    seed = int32_seed("seed", seed)
+    batch, per_sample = _static_batch(x), decode_bytes(model)
+    if batch is not None and batch * per_sample > limits.MAX_CHUNK_BYTES:
+        # Even one sample of every example exceeds the chunk budget: the examples are bounded in parts.
+        step = max(1, limits.MAX_CHUNK_BYTES // per_sample)
+        parts = [iwae_bound(model, x[i:i + step], num_samples, chunk_size, seed, _rows(parameters, i, step),
+                            labels[i:i + step] if _static_batch(labels) == batch else labels)
+                 for i in range(0, batch, step)]
+        return tf.concat(parts, 0)
+    if batch:
+        chunk_size = min(chunk_size, max(1, limits.MAX_CHUNK_BYTES // (batch * per_sample)))
     partial = []
     done = 0
     chunk_index = 0
@@ -43,6 +59,28 @@ def iwae_bound(model, x, num_samples=5000, chunk_size=500, seed=0, parameters=No
         done += k
         chunk_index += 1
     return tf.reduce_logsumexp(tf.stack(partial), axis=0) - math.log(num_samples)
+
+
+def decode_bytes(model):
+    """Bytes one sample of one example costs while decoded (float32): the decoder's activations
+    (`keras_vae.limits.activation_count`), its output and the log-likelihood's terms."""
+    return 4 * (limits.activation_count(model.decoder) + 2 * math.prod(model.image_shape))
+
+
+def _static_batch(x):
+    """The number of examples of ``x`` when its shape says (None inside a graph traced for any batch)."""
+    if x is None:
+        return None
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    return None if not len(shape) or shape[0] is None else int(shape[0])
+
+
+def _rows(parameters, start, count):
+    """Rows ``start .. start + count`` of posterior parameters (a list of ``(loc, scale)``), or None."""
+    return None if parameters is None else [(loc[start:start + count], scale[start:start + count])
+                                            for loc, scale in parameters]
 
 
 def refine_posterior(model, x, steps=200, learning_rate=0.01, num_samples=10, seed=0, labels=None):
@@ -67,16 +105,20 @@ def refine_posterior(model, x, steps=200, learning_rate=0.01, num_samples=10, se
         Parameters in the form ``model.posterior_parameters(x)`` has: a list of ``(loc, scale)`` pairs.
 
     Raises:
-        ValueError: for a negative ``steps``, a non-positive ``learning_rate`` or ``num_samples``.
+        ValueError: for a negative ``steps``, a non-positive ``learning_rate`` or ``num_samples``, or when the
+            samples of one step exceed `keras_vae.limits.MAX_CHUNK_BYTES`.
     """
-    if int(steps) < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if not float(learning_rate) > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    steps = integer_at_least("steps", steps, 0)
+    learning_rate = finite_float("learning_rate", learning_rate, above=0.0)
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    seed = int32_seed("seed", seed)
+    batch = _static_batch(x)
+    if batch:  # every step keeps its samples' activations for the gradient: no chunks
+        limits.check_size("num_samples", num_samples, 2 * batch * decode_bytes(model), "MAX_CHUNK_BYTES",
+                          f"decoded samples and their gradients for {batch} examples",
+                          "refine fewer examples at once or with fewer samples")
     start = model.posterior_parameters(x, labels)
-    if int(steps) == 0:
+    if steps == 0:
         return start
     # Unconstrained: locations and log scales, flat so the loop carries one list of tensors.
     params = [tf.stop_gradient(t) for loc, scale in start for t in (loc, tf.math.log(scale))]

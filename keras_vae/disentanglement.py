@@ -19,17 +19,20 @@ Example:
 
 import numpy as np
 
+from keras_vae import limits
+from keras_vae.limits import finite_float, integer_at_least
 from keras_vae.progress import progress_bar
+
+VOTES_PER_CALL = 50  # votes whose examples one call of represent() encodes
 
 
 def discretize(codes, num_bins=20):
     """Each column of ``codes`` ``[n, d]`` binned into ``num_bins`` equal-width bins: int ``[n, d]``."""
     codes = _finite_2d(codes, "codes")
-    if int(num_bins) < 2:
-        raise ValueError(f"num_bins must be >= 2, got {num_bins}")
+    num_bins = integer_at_least("num_bins", num_bins, 2)
     binned = np.empty(codes.shape, np.int64)
     for j in range(codes.shape[1]):
-        edges = np.histogram_bin_edges(codes[:, j], bins=int(num_bins))
+        edges = np.histogram_bin_edges(codes[:, j], bins=num_bins)
         binned[:, j] = np.digitize(codes[:, j], edges[1:-1])
     return binned
 
@@ -103,8 +106,18 @@ def factor_vae_score(represent, factor_sizes, batch_size=64, num_train_votes=500
     varying = np.flatnonzero(sizes > 1)
     if not len(varying):
         raise ValueError("At least one factor must take more than one value.")
-    if min(int(batch_size), int(num_train_votes), int(num_eval_votes)) < 1 or int(num_variance_examples) < 2:
-        raise ValueError("batch_size and the vote counts must be >= 1, num_variance_examples >= 2.")
+    batch_size = integer_at_least("batch_size", batch_size, 1)
+    num_train_votes = integer_at_least("num_train_votes", num_train_votes, 1)
+    num_eval_votes = integer_at_least("num_eval_votes", num_eval_votes, 1)
+    num_variance_examples = integer_at_least("num_variance_examples", num_variance_examples, 2)
+    prune_threshold = finite_float("prune_threshold", prune_threshold, low=0.0)
+    seed = integer_at_least("seed", seed, 0, 2**32 - 1)
+    # represent() gets VOTES_PER_CALL * batch_size factor rows at once (and num_variance_examples once).
+    how = "lower it: represent() is given that many factor rows at once"
+    limits.check_size("batch_size", batch_size, VOTES_PER_CALL * 8 * len(sizes), "MAX_ARRAY_BYTES",
+                      f"factor rows ({VOTES_PER_CALL} votes of batch_size examples)", how)
+    limits.check_size("num_variance_examples", num_variance_examples, 8 * len(sizes), "MAX_ARRAY_BYTES", "factor rows",
+                      how)
     rng = np.random.RandomState(seed)
 
     def draw(n):
@@ -116,8 +129,8 @@ def factor_vae_score(represent, factor_sizes, batch_size=64, num_train_votes=500
             raise ValueError(f"represent returned {len(codes)} codes for {len(factors)} factor rows.")
         return codes
 
-    scale = codes_for(draw(int(num_variance_examples))).std(axis=0)
-    active = scale >= float(prune_threshold)
+    scale = codes_for(draw(num_variance_examples)).std(axis=0)
+    active = scale >= prune_threshold
     num_dims = len(scale)
 
     def votes(n):
@@ -131,7 +144,7 @@ def factor_vae_score(represent, factor_sizes, batch_size=64, num_train_votes=500
 
     bar = progress_bar(int(num_train_votes) + int(num_eval_votes), unit="vote")
 
-    def votes_with_progress(n, chunk=50):
+    def votes_with_progress(n, chunk=VOTES_PER_CALL):
         parts = []
         for start in range(0, n, chunk):
             parts.append(votes(min(chunk, n - start)))

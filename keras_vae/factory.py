@@ -10,14 +10,20 @@ Example:
 >>> iwae = build_vae((28, 28, 1), 16, architecture="mlp", objective="importance_weighted", num_samples=5)
 """
 
-from keras_vae import names
+import contextlib
+import math
+
+import keras
+
+from keras_vae import limits, names
 from keras_vae.adversaries import ADVERSARIES
 from keras_vae.conditioning import Condition
 from keras_vae.ladder import LadderVAE
 from keras_vae.likelihoods import GaussianLikelihood, get_likelihood
 from keras_vae.model import VAE
 from keras_vae.networks import build_networks
-from keras_vae.objectives import OBJECTIVES, get_objective, integer_at_least
+from keras_vae.limits import integer_at_least
+from keras_vae.objectives import OBJECTIVES, get_objective
 from keras_vae.posteriors import POSTERIORS, get_posterior
 from keras_vae.priors import get_prior
 
@@ -92,6 +98,14 @@ def _likelihood(likelihood, scale):
     return GaussianLikelihood(scale=scale)
 
 
+def _image_shape(input_shape):
+    """``input_shape`` as a tuple of three ints >= 1, or a ValueError naming it."""
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    return tuple(integer_at_least(f"input_shape {input_shape!r}: each size", d, 1) for d in shape)
+
+
 def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoulli", variant="vae", **options):
     """Returns an uncompiled `VAE` (a `LadderVAE` for ``"ladder"``) with an MLP or convolutional network pair.
 
@@ -111,11 +125,15 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
             the objective's options (``beta``, ``kl_warmup_steps``, ``free_bits``, ``iw_train_samples``, the
             variant's own), ``seed``, and a condition for any variant (``num_classes`` or ``label_dim``).
             An unknown option, or one that would have no effect, is a ValueError naming it.
+
+    An image shape whose networks exceed `keras_vae.limits.MAX_WEIGHT_BYTES` of weights or
+    `keras_vae.limits.MAX_EXAMPLE_ACTIVATION_BYTES` of layer outputs per example is a ValueError naming it,
+    raised before any weight is allocated.
     """
     names.check_model_options(variant, architecture, options)
     spec = names.get_variant(variant)
     latent_dim = integer_at_least("latent_dim", latent_dim, 1)
-    input_shape = tuple(int(d) for d in input_shape)
+    input_shape = _image_shape(input_shape)
     options = dict(options)
     net_options = {key: options.pop(key) for key in names.NETWORK_OPTIONS[architecture] if key in options}
     condition = Condition.from_options(options.pop("num_classes", None), options.pop("label_dim", None))
@@ -126,11 +144,55 @@ def build_vae(input_shape, latent_dim, architecture="conv", likelihood="bernoull
         "prior": get_prior(options.pop("prior", "standard_normal"), **(options.pop("prior_options", None) or {})),
         "objective": _objective(variant, spec, options),
         "posterior": _posterior(spec, options),
-        "adversary": _adversary(spec, options, input_shape, latent_dim),
         "condition": condition,
         "seed": options.pop("seed", None),
     }
     model_class = MODEL_CLASSES[spec.model]
-    code_size = model_class.network_code_size(latent_dim, **options)  # what the encoder emits, the decoder reads
-    encoder, decoder = build_networks(architecture, input_shape, code_size, code_size, condition.size, **net_options)
-    return model_class(encoder, decoder, latent_dim, **parts, **options)
+    with deferred_weights() as created:  # the image-sized parts: sized before their weights are allocated
+        parts["adversary"] = _adversary(spec, options, input_shape, latent_dim)
+        code_size = model_class.network_code_size(latent_dim, **options)  # what the encoder emits, the decoder reads
+        networks = build_networks(architecture, input_shape, code_size, code_size, condition.size, **net_options)
+    allocate_within_budget(created, networks, input_shape)
+    return model_class(*networks, latent_dim, **parts, **options)
+
+
+@contextlib.contextmanager
+def deferred_weights():
+    """Yields a list that holds, on exit, the weights created inside: recorded, not allocated (Keras defers a
+    variable's initializer inside a `keras.StatelessScope`), for `allocate_within_budget`. Inside a stateless
+    scope of the caller's, weights are made as usual and the list stays empty.
+
+    >>> with deferred_weights() as created:
+    ...     networks = build_networks("mlp", (28, 28, 1), 8, 8)
+    >>> allocate_within_budget(created, networks, (28, 28, 1))     # or a ValueError, nothing allocated
+    """
+    from keras.src.backend.common import global_state, stateless_scope
+
+    created = []
+    if stateless_scope.in_stateless_scope():
+        yield created
+        return
+    key = "uninitialized_variables"
+    before = list(global_state.get_global_attribute(key, [], set_to_default=True))
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield created
+        created.extend(global_state.get_global_attribute(key, [])[len(before):])
+    finally:  # never initialized by a later scope: allocated by `allocate_within_budget` or dropped
+        global_state.set_global_attribute(key, before)
+
+
+def allocate_within_budget(created, networks, input_shape):
+    """Allocates the ``created`` weights of ``networks`` (from `deferred_weights`) when they fit
+    `keras_vae.limits.MAX_WEIGHT_BYTES` and one example's activations fit
+    `keras_vae.limits.MAX_EXAMPLE_ACTIVATION_BYTES`; else a ValueError naming the image shape, nothing allocated."""
+    how = "use smaller images (resize them) or narrower layers"
+    weights = sum(math.prod(v.shape) for v in created)
+    limits.check_size("input_shape", input_shape, 4 * weights, "MAX_WEIGHT_BYTES",
+                      f"network weights ({weights} float32 numbers)", how, count=1)
+    activations = sum(limits.activation_count(network) for network in networks)
+    limits.check_size("input_shape", input_shape, 4 * activations, "MAX_EXAMPLE_ACTIVATION_BYTES",
+                      "layer outputs for one example", how, count=1)
+    for variable in created:
+        variable._deferred_initialize()
+

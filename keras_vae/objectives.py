@@ -19,8 +19,6 @@ Example:
 """
 
 import math
-import numbers
-import operator
 
 import keras
 import tensorflow as tf
@@ -28,27 +26,9 @@ import tensorflow_probability as tfp
 
 from keras_vae import names
 from keras_vae._lookup import resolve
+from keras_vae.limits import finite_float, integer_at_least
 
 tfd = tfp.distributions
-
-
-def _finite_at_least(name, value, low):
-    value = float(value)
-    if not (math.isfinite(value) and value >= low):
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
-    return value
-
-
-def integer_at_least(name, value, low=0):
-    """``value`` as an int, or a ValueError naming ``name`` when it is not a whole number >= ``low``."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        whole = isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
-        number = int(value) if whole else None
-    if number is None or isinstance(value, bool) or number < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return number
 
 
 class Objective:
@@ -103,9 +83,9 @@ class ELBO(Objective):
     name_key = "elbo"
 
     def __init__(self, beta=1.0, kl_warmup_steps=0, free_bits=0.0):
-        self.beta = _finite_at_least("beta", beta, 0.0)
+        self.beta = finite_float("beta", beta, low=0.0)
         self.kl_warmup_steps = integer_at_least("kl_warmup_steps", kl_warmup_steps)
-        self.free_bits = _finite_at_least("free_bits", free_bits, 0.0)
+        self.free_bits = finite_float("free_bits", free_bits, low=0.0)
 
     def charged_kl(self, layers):
         """The KL the loss charges: each layer's, with free bits applied."""
@@ -139,9 +119,9 @@ class CapacityELBO(Objective):
     name_key = "capacity"
 
     def __init__(self, capacity_max=25.0, capacity_steps=100_000, gamma=1000.0):
-        self.capacity_max = _finite_at_least("capacity_max", capacity_max, 0.0)
+        self.capacity_max = finite_float("capacity_max", capacity_max, low=0.0)
         self.capacity_steps = integer_at_least("capacity_steps", capacity_steps, 1)
-        self.gamma = _finite_at_least("gamma", gamma, 0.0)
+        self.gamma = finite_float("gamma", gamma, low=0.0)
 
     def capacity(self, model):
         """The target KL C at the model's current optimizer step."""
@@ -203,9 +183,9 @@ class TotalCorrelationELBO(Objective):
     name_key = "total_correlation"
 
     def __init__(self, beta=6.0, alpha=1.0, gamma=1.0, dataset_size=None, kl_warmup_steps=0):
-        self.beta = _finite_at_least("beta", beta, 0.0)
-        self.alpha = _finite_at_least("alpha", alpha, 0.0)
-        self.gamma = _finite_at_least("gamma", gamma, 0.0)
+        self.beta = finite_float("beta", beta, low=0.0)
+        self.alpha = finite_float("alpha", alpha, low=0.0)
+        self.gamma = finite_float("gamma", gamma, low=0.0)
         self.dataset_size = None if dataset_size is None else integer_at_least("dataset_size", dataset_size, 1)
         self.kl_warmup_steps = integer_at_least("kl_warmup_steps", kl_warmup_steps)
 

@@ -18,9 +18,12 @@ Example:
 import keras
 import numpy as np
 
+from keras_vae import limits
+from keras_vae.limits import integer_at_least
+
 FEATURES_LAYER = "features"
 NEAREST_NEIGHBOURS = 3  # k of Kynkäänniemi et al.
-_CHUNK = 1024  # rows of a pairwise-distance block (keeps memory at chunk x n floats)
+_CHUNK = 1024  # rows of a pairwise-distance block at most (memory: chunk x n floats)
 
 
 def _checked_features(features, what):
@@ -62,18 +65,26 @@ def _squared_distances(a, b):
 def _knn_radii(features, k):
     """Squared distance of each row to its k-th nearest other row."""
     radii = np.empty(len(features))
-    for start in range(0, len(features), _CHUNK):
-        block = _squared_distances(features[start:start + _CHUNK], features)
-        radii[start:start + _CHUNK] = np.partition(block, k, axis=1)[:, k]  # column 0 is the row itself
+    step = _block_rows(len(features))
+    for start in range(0, len(features), step):
+        block = _squared_distances(features[start:start + step], features)
+        radii[start:start + step] = np.partition(block, k, axis=1)[:, k]  # column 0 is the row itself
     return radii
+
+
+def _block_rows(columns):
+    """Rows of a pairwise-distance block against ``columns`` points: `_CHUNK`, fewer when its float64
+    temporaries (about four of the block's size) would exceed `keras_vae.limits.MAX_CHUNK_BYTES`."""
+    return max(1, min(_CHUNK, limits.MAX_CHUNK_BYTES // (32 * columns)))
 
 
 def _coverage(points, centres, radii):
     """Share of ``points`` inside at least one ball (``centres``, squared ``radii``)."""
     inside = np.zeros(len(points), bool)
-    for start in range(0, len(points), _CHUNK):
-        block = _squared_distances(points[start:start + _CHUNK], centres)
-        inside[start:start + _CHUNK] = np.any(block <= radii[None, :], axis=1)
+    step = _block_rows(len(centres))
+    for start in range(0, len(points), step):
+        block = _squared_distances(points[start:start + step], centres)
+        inside[start:start + step] = np.any(block <= radii[None, :], axis=1)
     return float(inside.mean())
 
 
@@ -82,6 +93,7 @@ def precision_recall(real_features, generated_features, k=NEAREST_NEIGHBOURS):
 
     >>> precision_recall(real, real[:1].repeat(len(real), 0))   # collapsed: (high, about 1/n)
     """
+    k = integer_at_least("k", k, 1)
     real = _checked_features(real_features, "real_features")
     generated = _checked_features(generated_features, "generated_features")
     if min(len(real), len(generated)) <= k:
@@ -116,7 +128,10 @@ def feature_extractor(network):
 
 def extract_features(extractor, images, batch_size=256):
     """Features ``[n, F]`` (numpy float64) of images ``[n, H, W, C]``, ``batch_size`` at a time."""
+    batch_size = integer_at_least("batch_size", batch_size, 1)
     images = np.asarray(images, np.float32)
+    if images.ndim < 2 or not len(images):
+        raise ValueError(f"extract_features needs a non-empty batch of images [n, H, W, C], got shape {images.shape}.")
     parts = [np.asarray(extractor(images[i:i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype(np.float64)
 

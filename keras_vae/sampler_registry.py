@@ -12,22 +12,21 @@ TensorShape([16, 28, 28, 1])
 TensorShape([4, 16])
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
+from keras_vae.limits import check_size, finite_float, integer_at_least
 from keras_vae.samplers import get_sampler
 
 
-def checked_sampling(num_samples, temperature):
-    """``(num_samples, temperature)`` as int and float; a ValueError unless ``num_samples >= 1`` and
-    ``temperature`` is finite and > 0."""
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    if not (math.isfinite(float(temperature)) and float(temperature) > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-    return int(num_samples), float(temperature)
+def checked_sampling(num_samples, temperature, bytes_per_sample=0, what="samples"):
+    """``(num_samples, temperature)`` as int and float; a ValueError unless ``num_samples`` is an integer >= 1
+    whose ``bytes_per_sample`` each fit `keras_vae.limits.MAX_ARRAY_BYTES` and ``temperature`` is finite and > 0."""
+    num_samples = integer_at_least("num_samples", num_samples, 1)
+    temperature = finite_float("temperature", temperature, above=0.0)
+    check_size("num_samples", num_samples, bytes_per_sample, "MAX_ARRAY_BYTES", what,
+               "draw them in batches (one call per batch, each with its own seed)")
+    return num_samples, temperature
 
 
 class SamplerRegistry:
@@ -75,16 +74,20 @@ class SamplerRegistry:
         from keras_vae.latent import encode_means
         from keras_vae.precision import float32_compute
 
+        batch_size = integer_at_least("batch_size", batch_size, 1)
+        seed = integer_at_least("seed", seed, 0, 2**31 - 1)
+        sampler = get_sampler(kind, dataset=dataset, **options)
+        sampler.check_examples(len(images), self.latent_dim)  # before any weight or code exists
+        sampler.build((None, self.latent_dim))
         with float32_compute(self):  # a model trained in mixed precision: codes to float32's digits
             codes = encode_means(self, images, labels, batch_size=batch_size)
-        sampler = get_sampler(kind, dataset=dataset, **options)
-        sampler.build((None, self.latent_dim))
         sampler.fit(codes, seed=seed, verbose=verbose)
         return self.add_sampler(name or kind, sampler)
 
     def sample_prior(self, num_samples, temperature=1.0, seed=None, sampler="prior"):
         """Codes ``[num_samples, latent_dim]`` from the prior (or ``sampler``); ``temperature`` scales the spread."""
-        num_samples, temperature = checked_sampling(num_samples, temperature)
+        num_samples, temperature = checked_sampling(num_samples, temperature, 4 * self.latent_dim,
+                                                    f"{self.latent_dim}-dimensional codes")
         return self.sampler(sampler).sample(num_samples, temperature=temperature, seed=self._sampling_seed(seed))
 
     def _sampling_seed(self, seed):

@@ -26,8 +26,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae import names
+from keras_vae import limits, names
 from keras_vae._lookup import resolve
+from keras_vae.limits import finite_float, int32_seed, integer_at_least
 from keras_vae.priors import GaussianMixturePrior, Prior, draw_components
 
 tfd = tfp.distributions
@@ -50,15 +51,28 @@ class Sampler(Prior):
     def fit(self, codes, seed=0, verbose=False):
         raise NotImplementedError
 
+    def check_examples(self, count, latent_dim):
+        """A ValueError unless ``count`` codes of ``latent_dim`` numbers can be fitted (before any is encoded)."""
+        if count < 2:
+            raise ValueError(f"A sampler is fitted to at least 2 codes, got {count}.")
+        limits.check_size("len(codes)", count, 8 * latent_dim, "MAX_ARRAY_BYTES",
+                          f"{latent_dim}-dimensional codes (float64)", "fit fewer examples")
+
     def freeze(self):
         """Makes every weight non-trainable: the model that keeps a fitted sampler never trains it."""
         self.trainable = False
 
 
-def _checked_codes(codes):
+# Arrays of n x K numbers EM keeps at once (log densities, the joint, responsibilities, temporaries).
+_EM_ARRAYS = 4
+
+
+def _checked_codes(sampler, codes):
+    shape = np.shape(codes)
+    if len(shape) != 2 or shape[0] < 2:
+        raise ValueError(f"A sampler is fitted to codes of shape (n >= 2, latent_dim), got {shape}.")
+    sampler.check_examples(shape[0], shape[1])
     codes = np.asarray(codes, np.float64)
-    if codes.ndim != 2 or len(codes) < 2:
-        raise ValueError(f"A sampler is fitted to codes of shape (n >= 2, latent_dim), got {codes.shape}.")
     if not np.all(np.isfinite(codes)):
         raise ValueError("The codes to fit a sampler to contain NaN or Inf.")
     return codes
@@ -89,21 +103,30 @@ class GaussianMixtureSampler(Sampler, GaussianMixturePrior):
     def __init__(self, num_components=10, covariance_type="diag", max_iterations=200, tolerance=1e-4, min_scale=1e-3,
                  **kwargs):
         super().__init__(**kwargs)
-        if int(num_components) < 1 or int(max_iterations) < 1:
-            raise ValueError(f"num_components and max_iterations must be >= 1, got {num_components}, {max_iterations}")
-        if not (float(tolerance) >= 0 and float(min_scale) > 0):
-            raise ValueError(f"tolerance must be >= 0 and min_scale > 0, got {tolerance}, {min_scale}")
         if covariance_type not in names.COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {names.COVARIANCE_TYPES}, got {covariance_type!r}")
-        self.num_components = int(num_components)
+        self.num_components = integer_at_least("num_components", num_components, 1)
         self.covariance_type = covariance_type
-        self.max_iterations = int(max_iterations)
-        self.tolerance = float(tolerance)
-        self.min_scale = float(min_scale)
+        self.max_iterations = integer_at_least("max_iterations", max_iterations, 1)
+        self.tolerance = finite_float("tolerance", tolerance, low=0.0)
+        self.min_scale = finite_float("min_scale", min_scale, above=0.0)
+
+    def check_examples(self, count, latent_dim):
+        """A ValueError unless ``count`` codes of ``latent_dim`` numbers can be fitted: at least
+        ``num_components`` of them, and EM's arrays (``count x num_components`` numbers, float64) within
+        `keras_vae.limits.MAX_ARRAY_BYTES`."""
+        super().check_examples(count, latent_dim)
+        if count < self.num_components:
+            raise ValueError(f"num_components={self.num_components} is more than the {count} codes to fit: a mixture "
+                             "needs at least one code per component; fit more examples or fewer components.")
+        limits.check_size("num_components", self.num_components, 8 * _EM_ARRAYS * count, "MAX_ARRAY_BYTES",
+                          f"EM's arrays over {count} codes", "fit fewer examples or fewer components")
 
     def build(self, input_shape):
         super().build(input_shape)
         k, d = self.num_components, self.latent_dim
+        limits.check_size("num_components", k, 4 * d * (d if self.covariance_type == "full" else 2), "MAX_WEIGHT_BYTES",
+                          f"mixture weights of {d}-dimensional codes", "fit fewer components")
         self.logits = self.add_weight(name="logits", shape=(k,), initializer="zeros", trainable=False)
         self.locs = self.add_weight(name="locs", shape=(k, d), initializer="zeros", trainable=False)
         if self.covariance_type == "full":  # Cholesky factors of the covariances
@@ -144,7 +167,8 @@ class GaussianMixtureSampler(Sampler, GaussianMixturePrior):
 
     def fit(self, codes, seed=0, verbose=False):
         """Fits the mixture to ``codes`` ``[n, latent_dim]``; returns the mean log-likelihood per code (nats)."""
-        codes = _checked_codes(codes)
+        codes = _checked_codes(self, codes)
+        seed = integer_at_least("seed", seed, 0)
         full = self.covariance_type == "full"
         k, d = self.num_components, codes.shape[1]
         rng = np.random.default_rng(seed)
@@ -240,8 +264,9 @@ def _outer_blocks(x, outer=None):
 def _kmeans_plus_plus(x, k, rng):
     """k-means++ seeding: spread initial means, so EM does not start with components on top of each other."""
     centres = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        distance = np.min([np.sum((x - c) ** 2, axis=1) for c in centres], axis=0)
+    distance = np.full(len(x), np.inf)
+    for _ in range(1, k):  # each code's distance to its nearest centre, updated with the newest one
+        distance = np.minimum(distance, np.sum((x - centres[-1]) ** 2, axis=1))
         total = distance.sum()
         centres.append(x[rng.choice(len(x), p=distance / total)] if total > 0 else x[rng.integers(len(x))])
     return np.array(centres)
@@ -263,10 +288,12 @@ class TwoStageSampler(Sampler):
 
     def __init__(self, hidden_units=(256, 256), epochs=100, batch_size=256, learning_rate=1e-3, **kwargs):
         super().__init__(**kwargs)
-        self.hidden_units = tuple(int(u) for u in hidden_units)
-        if not self.hidden_units or min(self.hidden_units) < 1 or int(epochs) < 1 or int(batch_size) < 1:
-            raise ValueError("hidden_units, epochs and batch_size must be positive.")
-        self.epochs, self.batch_size, self.learning_rate = int(epochs), int(batch_size), float(learning_rate)
+        if isinstance(hidden_units, (str, bytes)) or not hasattr(hidden_units, "__iter__") or not len(hidden_units):
+            raise ValueError(f"hidden_units must be a non-empty list of layer widths, got {hidden_units!r}")
+        self.hidden_units = tuple(integer_at_least("hidden_units", u, 1) for u in hidden_units)
+        self.epochs = integer_at_least("epochs", epochs, 1)
+        self.batch_size = integer_at_least("batch_size", batch_size, 1)
+        self.learning_rate = finite_float("learning_rate", learning_rate, above=0.0)
         # Created here, not in build, so Keras tracks them as sublayers (trainable flags, weights).
         self.encoder_layers = self._mlp("stage2_encoder")
         self.decoder_layers = self._mlp("stage2_decoder")
@@ -277,6 +304,9 @@ class TwoStageSampler(Sampler):
     def build(self, input_shape):
         super().build(input_shape)
         d = self.latent_dim
+        widths = (d, *self.hidden_units, 2 * d)
+        limits.check_size("hidden_units", self.hidden_units, 8 * sum(a * b for a, b in zip(widths, widths[1:])),
+                          "MAX_WEIGHT_BYTES", "weights of the second stage's two MLPs", "use narrower layers", count=1)
         self.encoder_layers.append(keras.layers.Dense(2 * d, name="stage2_encoder_out"))
         self.decoder_layers.append(keras.layers.Dense(d, name="stage2_decoder_out"))
         for stack in (self.encoder_layers, self.decoder_layers):
@@ -313,7 +343,8 @@ class TwoStageSampler(Sampler):
 
     def fit(self, codes, seed=0, verbose=False):
         """Trains the second stage on ``codes``; returns its final negative ELBO per code (nats)."""
-        codes = _checked_codes(codes).astype(np.float32)
+        codes = _checked_codes(self, codes).astype(np.float32)
+        seed = int32_seed("seed", seed)
         optimizer = keras.optimizers.Adam(self.learning_rate)
         variables = self.trainable_variables
         if not variables:

@@ -19,6 +19,8 @@ Example:
 
 import math
 
+from keras_vae.limits import check_size, finite_float, int32_seed, integer_at_least
+
 ACTIVE_UNIT_THRESHOLD = 0.01
 DECODES_PER_CHUNK = 10_000_000  # pixels decoded at once (importance samples x batch x H*W*C)
 
@@ -78,10 +80,13 @@ def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, 
 
     import keras_vae
 
-    if int(iw_samples) < 1:
-        raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
-    if int(refine_steps) < 0:
-        raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
+    iw_samples = integer_at_least("iw_samples", iw_samples, 1)
+    chunk_size = None if chunk_size is None else integer_at_least("chunk_size", chunk_size, 1)
+    seed = int32_seed("seed", seed)
+    max_examples = None if max_examples is None else integer_at_least("max_examples", max_examples, 1)
+    refine_steps = integer_at_least("refine_steps", refine_steps, 0)
+    refine_learning_rate = finite_float("refine_learning_rate", refine_learning_rate, above=0.0)
+    refine_samples = integer_at_least("refine_samples", refine_samples, 1)
     conditional = bool(model.condition)
     image_shape = tuple(model.image_shape)
     # A per-dimension KL needs a factorized prior and posterior (an IAF posterior couples the dimensions):
@@ -128,7 +133,7 @@ def evaluate_model(model, dataset, *, iw_samples=5000, chunk_size=None, seed=0, 
     bar = progress_bar(_example_count(dataset, max_examples), unit="example")
     for batch in dataset:
         x, labels = split_batch(batch)
-        labels = labels if conditional else None  # an unconditional model ignores labels, as fit does
+        labels = labels if conditional else None  # an unconditional model takes no labels
         n = int(x.shape[0])
         if max_examples is not None and seen + n > max_examples:
             n = max_examples - seen
@@ -196,14 +201,20 @@ def evaluate_sample_quality(model, dataset, split="test", *, data_dir=None, samp
     """
     import numpy as np
 
-    from keras_vae.sample_quality import sample_quality
+    from keras_vae.sample_quality import NEAREST_NEIGHBOURS, sample_quality
     from keras_vae.training.data import load_examples
     from keras_vae.training.feature_networks import get_feature_extractor
 
+    num_samples = integer_at_least("num_samples", num_samples, NEAREST_NEIGHBOURS + 1)
+    batch_size = integer_at_least("batch_size", batch_size, 1)
+    seed = integer_at_least("seed", seed, 0)
+    # The reference images and the samples are held whole, float32 each.
+    check_size("num_samples", num_samples, 8 * math.prod(model.image_shape), "MAX_ARRAY_BYTES",
+               f"reference and sampled {tuple(model.image_shape)} images", "compare fewer samples")
     # unsupported datasets fail here
     extractor, info = features or get_feature_extractor(dataset, data_dir=data_dir, verbose=0)
     model.sampler(sampler)  # an unknown sampler fails before any work
-    reference, labels = load_examples(dataset, split, data_dir=data_dir, count=int(num_samples),
+    reference, labels = load_examples(dataset, split, data_dir=data_dir, count=num_samples,
                                       with_labels=bool(model.condition))
     # Drawn in batches (bounded memory), each with its own seed derived from ``seed``.
     parts = [model.sample(len(reference[i:i + batch_size]), seed=seed * 100_003 + i, sampler=sampler,

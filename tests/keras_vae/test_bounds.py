@@ -25,7 +25,7 @@ def test_iwae_bound_tightens_with_more_samples_and_sits_above_the_elbo():
     # The same seed gives the same estimate; bad sizes are named.
     np.testing.assert_array_equal(keras_vae.iwae_bound(vae, x[:4], num_samples=10, seed=3),
                                   keras_vae.iwae_bound(vae, x[:4], num_samples=10, seed=3))
-    with pytest.raises(ValueError, match="num_samples and chunk_size must be >= 1"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
         keras_vae.iwae_bound(vae, x, num_samples=0)
 
 
@@ -62,8 +62,8 @@ def test_refine_posterior_with_no_steps_is_the_encoder_and_bad_arguments_are_nam
     posterior = vae.encode(x)
     np.testing.assert_allclose(loc, posterior.mean(), rtol=1e-6)
     np.testing.assert_allclose(scale, posterior.stddev(), rtol=1e-6)
-    for kwargs, message in ((dict(steps=-1), "steps must be >= 0"), (dict(learning_rate=0.0), "learning_rate"),
-                            (dict(num_samples=0), "num_samples must be >= 1")):
+    for kwargs, message in ((dict(steps=-1), "steps must be an integer >= 0"), (dict(learning_rate=0.0), "learning_rate"),
+                            (dict(num_samples=0), "num_samples must be an integer >= 1")):
         with pytest.raises(ValueError, match=message):
             keras_vae.refine_posterior(vae, x, **kwargs)
     with pytest.raises(ValueError, match="images"):

@@ -22,10 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
-def shape_str(shape):
-    """``(batch, 28, 28, 1)`` for the shape ``(None, 28, 28, 1)``."""
-    return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
+from keras_vae import data_checks
+from keras_vae.data_checks import shape_str  # noqa: F401  (importable from here too)
 
 
 def checked_shape(x, item_shape, what):
@@ -46,9 +44,7 @@ def as_tensor(x):
 
 
 def integer_images_message(dtype, likelihood):
-    low, high = likelihood.data_range
-    return (f"Images have integer dtype {dtype}; {type(likelihood).__name__} models data in [{low}, {high}]: "
-            "convert them to float32 (for 8-bit images, images / 255).")
+    return data_checks.integer_message(dtype, likelihood)
 
 
 def check_data_range(images, likelihood):
@@ -64,9 +60,7 @@ def check_data_range(images, likelihood):
         if likelihood.data_range is not None and images.size:
             low, high = likelihood.data_range
             if images.min() < low or images.max() > high:
-                raise ValueError(f"Images must lie in [{low}, {high}] for {type(likelihood).__name__}; they span "
-                                 f"[{images.min():.4g}, {images.max():.4g}]. Rescale them, or use "
-                                 "likelihood='gaussian' for real-valued data.")
+                raise ValueError(data_checks.range_message(likelihood, float(images.min()), float(images.max())))
 
 
 def validation_count(x, fit_kwargs):
@@ -143,46 +137,15 @@ class InputChecks:
         x, labels, sample_weight = self.unpack(data)
         if sample_weight is not None:
             sample_weight = tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-        return self._check_images(x), (labels if self.condition else None), sample_weight
+        labels = labels if self.condition else None  # an unconditional model's are placeholders for the weights
+        x = data_checks.graph_checked(as_tensor(x), labels, self.likelihood, self.condition)
+        return self._check_images(x), labels, sample_weight
 
-    def _checked_fit_arguments(self, x, y, kwargs):
-        """Checks the ``x`` / ``y`` of `fit` / `evaluate` (``kwargs``: the rest of their arguments); returns the
-        ``y`` to hand to Keras."""
-        self._check_data(x)
-        self._check_labels_given(x, y)
-        return self._placeholder_labels(x, y, kwargs)
-
-    def _check_data(self, x):
-        """Checks the data of `fit`/`evaluate` up front, so a wrong shape, dtype or range is a ValueError."""
-        if isinstance(x, tf.data.Dataset):
-            spec = self.unpack(x.element_spec)[0]
-            if spec.shape.rank is not None:
-                checked_shape(tf.TensorSpec(spec.shape), self.image_shape, "images")
-            if spec.dtype.is_integer and self.likelihood.data_range is not None:
-                raise ValueError(integer_images_message(spec.dtype.name, self.likelihood))
-            return
-        if isinstance(x, dict):
-            x = self.unpack(x)[0]
-        if hasattr(x, "shape") and hasattr(x, "dtype"):
-            checked_shape(tf.TensorSpec(tuple(x.shape)), self.image_shape, "images")
-            check_data_range(np.asarray(x), self.likelihood)
-
-    def _check_labels_given(self, x, y):
-        """A conditional model's data must carry labels: say so before Keras traces the step."""
-        if not self.condition:
-            return
-        if isinstance(x, tf.data.Dataset):
-            labels = self.unpack(x.element_spec)[1]
-        elif isinstance(x, dict):
-            labels = x.get("labels")
-        elif hasattr(x, "shape"):
-            labels = y
-        else:
-            return  # generators and PyDatasets are checked when the step is traced
-        if labels is None:
-            raise ValueError(f"This model is conditional ({self.condition.describe()}): give the labels with the "
-                             "images, as fit(images, labels), a dataset of (images, labels) or "
-                             "{'images': ..., 'labels': ...}.")
+    def _checked_fit_arguments(self, x, y, kwargs, entry="fit"):
+        """Checks the ``x`` / ``y`` of `fit` / `evaluate` / `predict` (``kwargs``: the rest of their arguments)
+        up front (`keras_vae.data_checks`); returns the ``(x, y)`` to hand to Keras."""
+        x = data_checks.checked_input(self, x, y, entry)
+        return x, self._placeholder_labels(x, y, kwargs)
 
     def _placeholder_labels(self, x, y, kwargs):
         """Keras drops ``sample_weight`` when there is no ``y``: an unconditional model gets unused labels, so

@@ -16,6 +16,8 @@ Example:
 
 import numpy as np
 
+from keras_vae import data_checks
+
 INTERPOLATIONS = ("linear", "spherical")
 
 
@@ -71,9 +73,10 @@ def label_batch(model, labels, n):
     labels = np.asarray(labels)
     single_rank = 0 if model.condition.kind == "class" else 1
     if labels.ndim == single_rank:
-        return np.broadcast_to(labels, (n, *labels.shape))
-    if len(labels) != n:
+        labels = np.broadcast_to(labels, (n, *labels.shape))
+    elif labels.ndim and len(labels) != n:
         raise ValueError(f"Got {len(labels)} labels for {n} inputs.")
+    data_checks.check_label_values(labels, model.condition)  # the messages fit gives
     return labels
 
 
@@ -104,10 +107,10 @@ def decode_codes(model, codes, labels=None, batch_size=256):
 
 
 def checked_images(model, images):
-    """``images`` as float32 numpy ``[n, H, W, C]`` of the model's image shape, all finite (else ValueError)."""
+    """``images`` as float32 numpy ``[n, H, W, C]`` of the model's image shape, all finite and in the likelihood's
+    range (else the ValueError `fit` gives)."""
     images = np.asarray(images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
-        raise ValueError(f"Expected images of shape (n, {', '.join(map(str, model.image_shape))}), got {images.shape}.")
+    data_checks.check_image_values(images, model.image_shape, model.likelihood, warn_nonfinite=False)
     images = images.astype(np.float32)
     if not np.all(np.isfinite(images)):
         raise ValueError("Images contain non-finite values (NaN or Inf).")
@@ -116,12 +119,13 @@ def checked_images(model, images):
 
 def codes_of(model, inputs, labels=None):
     """Codes ``[n, latent_dim]`` for inputs given as images ``[n, H, W, C]`` / ``[H, W, C]`` or codes ``[n, d]`` / ``[d]``."""
-    inputs = np.asarray(inputs, np.float32)
+    inputs = np.asarray(inputs)  # converted after the image checks, which see integer pixels as they are
     image_shape, latent_dim = tuple(model.image_shape), model.latent_dim
-    if inputs.shape == image_shape or inputs.shape == (latent_dim,):
+    if inputs.ndim == len(image_shape) or inputs.shape == (latent_dim,):
         inputs = inputs[np.newaxis]
-    if tuple(inputs.shape[1:]) == image_shape:
-        return encode_means(model, inputs, labels)
+    if inputs.ndim == len(image_shape) + 1:
+        return encode_means(model, inputs, labels)  # images: their shape, dtype and range are checked there
+    inputs = inputs.astype(np.float32)
     if inputs.ndim == 2 and inputs.shape[1] == latent_dim:
         if not np.all(np.isfinite(inputs)):
             raise ValueError("Codes contain non-finite values (NaN or Inf).")

@@ -22,17 +22,19 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae import data_checks
+from keras_vae import limits
 from keras_vae.adversaries import get_adversary
 from keras_vae.conditioning import Condition
 from keras_vae.draws import Draw, LatentLayer, tile_samples
-from keras_vae.input_checks import InputChecks, validation_count
+from keras_vae.input_checks import InputChecks, as_tensor, validation_count
 from keras_vae.likelihoods import get_likelihood
 from keras_vae.objectives import get_objective
 from keras_vae.posteriors import get_posterior
 from keras_vae.priors import get_prior
 from keras_vae.sampler_registry import SamplerRegistry, checked_sampling
 from keras_vae.samplers import get_sampler
-from keras_vae.step_policy import StepPolicy, apply_unless_nonfinite, warn_skipped_steps
+from keras_vae.step_policy import AppliedMean, StepPolicy, apply_unless_nonfinite, warn_skipped_steps
 
 # Importable from here too: the library, its tests and users import them from keras_vae.model.
 from keras_vae.draws import diagonal_gaussian_layer  # noqa: F401
@@ -71,7 +73,7 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
             optimizer: FactorVAE, VAE-GAN), or None.
 
     Data for `fit` / `evaluate`: images, ``(images, labels)``, ``(images, labels, sample_weight)`` or
-    ``{"images": ..., "labels": ...}``; an unconditional model ignores labels. A sample weight scales each
+    ``{"images": ..., "labels": ...}``; an unconditional model takes no labels. A sample weight scales each
     example's objective (0 leaves it out). The metrics are nats per example: ``reconstruction`` =
     E_q[-log p(x|z)], ``kl``, ``elbo`` = -(reconstruction + kl), ``loss`` (the objective minimized; see the
     objective) and ``skipped_steps`` (updates skipped in the epoch because the loss or a gradient was
@@ -120,7 +122,7 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="posterior_noise")
         names = [*BASE_METRICS, *self.layer_metric_names(), *self.objective.metric_names,
                  *(self.adversary.metric_names if self.adversary is not None else ())]
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.trackers = {name: AppliedMean(name=name) for name in names}
         self.trackers["skipped_steps"] = keras.metrics.Sum(name="skipped_steps")
         self.nonfinite_policy = "skip"
         self.built = True  # every weight exists now: saving, loading and strategies need no build call
@@ -230,14 +232,25 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
 
     def sample(self, num_samples, temperature=1.0, seed=None, labels=None, sampler="prior"):
         """Decoded samples ``[num_samples, H, W, C]`` of codes from the prior or an ex-post ``sampler``; a
-        conditional model takes one label or one per sample."""
-        num_samples, temperature = checked_sampling(num_samples, temperature)
+        conditional model takes one label or one per sample.
+
+        ``num_samples`` whose images exceed `keras_vae.limits.MAX_ARRAY_BYTES` (2 GiB) is a ValueError naming
+        the limit, raised before anything is drawn: draw such a number in batches, one call each.
+        """
+        pixels = int(np.prod(self.image_shape))
+        num_samples, temperature = checked_sampling(num_samples, temperature, 4 * pixels,
+                                                    f"sampled {self.image_shape} images")
         condition = self._condition_of(labels, num_samples)
         base = self._sampling_seed(seed)
         z = self.sampler(sampler).sample(num_samples, temperature=temperature, seed=base)
         # Folded so layers below the top draw other noise than the top layer, from the same seed.
         codes = self.sample_codes(z, temperature, tf.random.experimental.stateless_fold_in(base, 1))
-        return self.likelihood.mean(self.decoder_output_of(codes, condition))
+        # Decoded in chunks: the decoder's activations for all samples at once can be many times the output.
+        step = max(1, limits.MAX_CHUNK_BYTES // (4 * (limits.activation_count(self.decoder) + pixels)))
+        chunks = [self.likelihood.mean(self.decoder_output_of(
+            codes[i:i + step], None if condition is None else condition[i:i + step]))
+            for i in range(0, num_samples, step)]
+        return chunks[0] if len(chunks) == 1 else tf.concat(chunks, 0)
 
     # ----------------------------------------------------------------- bounds
     def draw(self, x, labels=None, num_samples=1, seed=None, training=False, parameters=None):
@@ -296,16 +309,17 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
 
     def predict_step(self, data):
         x, labels, _ = self.unpack(data)
-        return self(x, labels=labels if self.condition else None)
+        labels = labels if self.condition else None
+        return self(data_checks.graph_checked(as_tensor(x), labels, self.likelihood, self.condition), labels=labels)
 
     @property
     def metrics(self):
         return list(self.trackers.values())
 
-    def _update_metrics(self, terms, weight):
+    def _update_metrics(self, terms, weight, applied=1.0):
         for name, tracker in self.trackers.items():
             if name != "skipped_steps":
-                tracker.update_state(terms[name], sample_weight=weight)
+                tracker.update_state(terms[name], sample_weight=weight, applied=applied)
         return {m.name: m.result() for m in self.metrics}
 
     def _total_loss(self, terms, sample_weight):
@@ -341,7 +355,7 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
             checked.update(adversary_terms)
             finite = finite * adversary_finite
         # A skipped step is counted, and weighs 0 in the metrics.
-        return self._update_metrics(checked, self._metric_weight(finite, checked, sample_weight))
+        return self._update_metrics(checked, self._metric_weight(finite, checked, sample_weight), finite)
 
     def test_step(self, data):
         x, labels, sample_weight = self._batch(data)
@@ -351,18 +365,32 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
         return self._update_metrics(terms, sample_weight)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        y = self._checked_fit_arguments(x, y, kwargs)
+        x, y = self._checked_fit_arguments(x, y, kwargs)
+        data_checks.check_validation_data(self, kwargs.get("validation_data"))
         if isinstance(x, (np.ndarray, tf.Tensor)):
             self.objective.observe_dataset_size(int(x.shape[0]) - validation_count(x, kwargs))
         self.objective.check_ready()
-        callbacks = self._fit_callbacks(kwargs.pop("callbacks", None))
-        history = super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+        step_count = data_checks.StepCount()
+        callbacks = [*self._fit_callbacks(kwargs.pop("callbacks", None)), step_count]
+        with data_checks.errors_as_value_errors(self.likelihood, self.condition, "fit"):
+            history = super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+        step_count.check()  # a dataset of unknown size (e.g. filtered) may turn out empty
         warn_skipped_steps(history)
         return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        y = self._checked_fit_arguments(x, y, kwargs)
-        return super().evaluate(x, y, *args, **kwargs)
+        if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation data: checked when fit began
+            x, y = self._checked_fit_arguments(x, y, kwargs, entry="evaluate")
+        with data_checks.errors_as_value_errors(self.likelihood, self.condition, "evaluate"):
+            result = super().evaluate(x, y, *args, **kwargs)
+        if isinstance(result, (list, dict)) and not result:
+            raise ValueError(data_checks.empty_message("evaluate"))
+        return result
+
+    def predict(self, x, *args, **kwargs):
+        x, _ = self._checked_fit_arguments(x, None, {}, entry="predict")
+        with data_checks.errors_as_value_errors(self.likelihood, self.condition, "predict"):
+            return super().predict(x, *args, **kwargs)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Keras' `Model.export` with the model's own input signature (`serving_signature`): images (and labels)

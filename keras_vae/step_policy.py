@@ -1,7 +1,8 @@
 """What a `VAE` training step does with a non-finite loss or gradient, and the optimizers that apply its steps.
 
 A step whose loss or gradient holds NaN or Inf on any replica is skipped: no weight moves, the step stays out
-of the metrics and counts in ``skipped_steps``, and `fit` warns at the end. ``compile(nonfinite="stop")``
+of the metrics (an epoch with no applied step reports them as NaN) and counts in ``skipped_steps``, and `fit`
+warns at the end. ``compile(nonfinite="stop")``
 also stops `fit` with `NonFiniteLossError`. A model with an adversary (FactorVAE, VAE-GAN) trains it with a
 second optimizer, ``adversary_optimizer``, under the same policy. `StepPolicy` is a mixin of `VAE`.
 
@@ -38,6 +39,31 @@ class StopOnSkippedStep(keras.callbacks.Callback):
                 "the weights hold the last finite state. Check the data for NaN/Inf, lower the learning rate or "
                 "clip gradients (clipnorm)."
             )
+
+
+class AppliedMean(keras.metrics.Mean):
+    """`keras.metrics.Mean` that is NaN, not 0.0, while nothing has weight: the metric of an epoch whose steps were
+    all skipped (e.g. by the loss scale's warm-up under mixed_float16) has no value to report.
+
+    Skipped steps weigh 0 (`StepPolicy._metric_weight`), so a partly skipped epoch averages its applied steps only.
+
+    >>> m = AppliedMean(name="loss"); m.update_state([5.0], sample_weight=[0.0], applied=0.0); float(m.result())
+    nan
+    """
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        # Steps applied since the reset: all-zero sample weights still give 0.0, a wholly skipped epoch NaN.
+        self.applied = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="applied")
+
+    def update_state(self, values, sample_weight=None, applied=1.0):
+        """`Mean.update_state`; ``applied`` is 0.0 for a skipped step."""
+        super().update_state(values, sample_weight=sample_weight)
+        self.applied.assign_add(tf.cast(applied, self.dtype))
+
+    def result(self):
+        mean = tf.math.divide_no_nan(self.total, tf.cast(self.count, self.dtype))
+        return tf.where(self.applied > 0, mean, tf.constant(float("nan"), self.dtype))
 
 
 def guarded(optimizer):

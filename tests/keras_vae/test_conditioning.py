@@ -178,8 +178,8 @@ def test_bad_labels_and_missing_labels_raise_clear_errors():
         model.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), verbose=0)
     with pytest.raises(ValueError, match=r"\(images, labels\)"):
         model.fit(x, verbose=0)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="class label >= num_classes"):
-        model.fit(x, y + 3, verbose=0)  # checked inside the compiled step too
+    with pytest.raises(ValueError, match=r"Class labels must be in \[0, 3\); got values 3\.\.5\."):
+        model.fit(x, y + 3, verbose=0)  # checked before the step (and inside it, for datasets)
     with pytest.raises(ValueError, match="one input"):
         keras_vae.VAE(model.encoder, model.decoder, 2)  # conditional networks need a condition
     with pytest.raises(ValueError, match=r"condition input must be \(batch, 4\)"):

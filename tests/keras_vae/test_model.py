@@ -145,7 +145,7 @@ def test_compile_wraps_the_optimizer_and_a_non_finite_batch_is_skipped(small_ima
 
 def test_bad_shapes_raise_a_clear_value_error(binary_images):
     vae = _compiled(keras_vae.build_vae((28, 28, 1), 4, architecture="mlp", hidden_units=(16,)))
-    with pytest.raises(ValueError, match=r"Expected images of shape \(batch, 28, 28, 1\), got shape \(8, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"Expected images of shape \(batch, 28, 28, 1\), got shape \(batch, 28, 28\)"):
         vae.fit(np.zeros((8, 28, 28), np.float32), verbose=0)
     with pytest.raises(ValueError, match=r"got shape \(batch, 32, 32, 1\)"):
         vae.fit(tf.data.Dataset.from_tensor_slices(np.zeros((8, 32, 32, 1), np.float32)).batch(4), verbose=0)
@@ -157,7 +157,7 @@ def test_bad_shapes_raise_a_clear_value_error(binary_images):
         vae.evaluate(np.zeros((4, 28, 28, 1, 1), np.float32), verbose=0)
     # After a successful fit Keras retraces with relaxed shapes: the check still fires.
     vae.fit(binary_images, epochs=1, batch_size=32, verbose=0)
-    with pytest.raises(ValueError, match=r"got shape \(8, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"got shape \(batch, 28, 28\)"):
         vae.fit(np.zeros((8, 28, 28), np.float32), verbose=0)
 
 

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 
-from keras_vae.atomic_files import atomic_write_text
+from keras_vae.atomic_files import atomic_write_text, process_alive
 
 write_text = atomic_write_text  # the name the export modules write their JSON files with
 
@@ -134,22 +134,12 @@ def discard(staged):
     shutil.rmtree(staged, ignore_errors=True)
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def _abandoned(entry):
     match = _STAGED.match(entry.name)
     if not match:
         return False
     if match.group(1):
-        return not _alive(int(match.group(1)))
+        return not process_alive(int(match.group(1)))
     return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
 
 

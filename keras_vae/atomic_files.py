@@ -3,8 +3,9 @@
 A reader, or a process restarted after a kill or a full disk, finds the previous file or the new one,
 never a truncated one. A temporary file is named ``.tmp-<pid>-<random>-<name>``: hidden, ending with the
 final name (Keras checks the ``.keras`` suffix), and carrying its writer's pid so that a clean-up can
-tell a killed writer's leftovers from a running writer's files (`remove_temporaries`,
-`keras_vae.export.layout.clean_stale`). A failed write raises `AtomicWriteError` naming the file.
+tell a killed writer's leftovers from a running writer's files (`remove_abandoned`,
+`keras_vae.export.layout.clean_stale`; `remove_temporaries` under a run's lock). A failed write raises
+`AtomicWriteError` naming the file.
 
 Example:
 
@@ -15,6 +16,7 @@ Example:
 """
 
 import os
+import re
 import uuid
 
 TEMP_PREFIX = ".tmp-"
@@ -122,12 +124,51 @@ def atomic_write_text(path, text):
     atomic_write(path, write)
 
 
-def remove_temporaries(folder):
-    """Removes the temp files an interrupted `atomic_write` left in ``folder``.
+def remove_temporaries(folder, keep=()):
+    """Removes the temp files an interrupted `atomic_write` left in ``folder``, except the names in ``keep``.
 
-    Call it where a single writer owns the folder (a run directory): running writers' files go too.
+    Call it holding the folder's lock (`keras_vae.run_lock.RunLock`): running writers' files go too.
     """
     if os.path.isdir(folder):
         for name in os.listdir(folder):
-            if name.startswith(TEMP_PREFIX):
+            if name.startswith(TEMP_PREFIX) and name not in keep:
                 _remove_quietly(os.path.join(folder, name))
+
+
+def process_alive(pid):
+    """Whether process ``pid`` runs on this host (another user's process counts as running).
+
+    >>> process_alive(os.getpid())
+    True
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):  # not a pid at all
+        return False
+    return True
+
+
+def remove_abandoned(path):
+    """Removes the temp files whose writer process has ended (killed mid-write) of the file ``path``, or of any
+    file in the folder ``path``; returns their names.
+
+    Safe without a lock on one host: a running writer's temp file names its live pid.
+
+    >>> remove_abandoned("exports/model.keras")
+    ['.tmp-4242-1f0c9a2b-model.keras']
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder, name = (path, None) if os.path.isdir(path) else os.path.split(path)
+    ending = re.escape(name) if name else ".+"
+    pattern = re.compile(rf"^{re.escape(TEMP_PREFIX)}(\d+)-[0-9a-f]{{8}}-{ending}$")
+    removed = []
+    for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        match = pattern.match(entry)
+        if match and int(match.group(1)) != os.getpid() and not process_alive(int(match.group(1))):
+            _remove_quietly(os.path.join(folder, entry))
+            removed.append(entry)
+    return removed

@@ -24,6 +24,8 @@ import json
 import os
 import sys
 
+from keras_vae.atomic_files import remove_abandoned
+from keras_vae.run_lock import run_directory_of
 from keras_vae.training.run_dir import RunWriteError, file_digest, fsync_path, remove_temporaries, write_beside
 
 LATEST = ("latest.keras", "training_metadata.json")
@@ -177,6 +179,32 @@ class BackupStore:
     def clean(self):
         """Removes temp files an interrupted write left in the folder."""
         remove_temporaries(self.folder)
+
+    def record_files(self):
+        """Names of the run-directory files the generations' records name (best.keras candidates not yet applied)."""
+        names = set()
+        for _, metadata_name in (LATEST, PREVIOUS):
+            best = ((self._read_metadata(metadata_name) or {}).get("records") or {}).get("best")
+            if isinstance(best, dict) and isinstance(best.get("file"), str):
+                names.add(best["file"])
+        return names
+
+
+def remove_leftovers(path):
+    """Removes the temp files writers killed mid-write left where a command writes ``path`` (a file or a run).
+
+    In a run directory (hold its `keras_vae.run_lock.RunLock`) every temp file goes except a best.keras
+    candidate that a backup's records name, which the resumed ``train`` applies; elsewhere only ``path``'s own
+    temp files whose writer process has ended.
+
+    >>> with lock_of("runs/sprites"):
+    ...     remove_leftovers("runs/sprites")
+    """
+    run_dir = run_directory_of(path)
+    if run_dir is None:
+        remove_abandoned(path)
+    else:
+        remove_temporaries(run_dir, keep=BackupStore(os.path.join(run_dir, "backup")).record_files())
 
 
 def _write_json(path, value):

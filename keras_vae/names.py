@@ -24,6 +24,10 @@ def check_choice(kind, value, choices):
         raise ValueError(f"Unknown {kind} {value!r}; expected one of {', '.join(map(repr, choices))}.{hint}")
 
 
+# Seeds of runs and commands: NumPy's global generator (keras.utils.set_random_seed) takes 0 .. 2**32 - 1, and
+# TensorFlow's stateless ops int32 seeds (keras_vae.limits.int32_seed): every seed in 0 .. 2**31 - 1 fits both.
+MAX_SEED = 2**31 - 1
+SEED_RANGE = "the range of NumPy's seeds and TensorFlow's int32 seeds"
 ARCHITECTURES = ("conv", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian")
 PRIORS = ("standard_normal", "mixture", "vamp")

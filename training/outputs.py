@@ -7,8 +7,6 @@ Example:
 >>> write_scores("scores.csv", scores, flagged, summary)
 """
 
-import csv
-import json
 import os
 
 from keras_vae.training.plots import grid_axes, new_figure
@@ -42,6 +40,9 @@ def save_picture(picture, path):
 
 def write_scores(path, scores, flagged, summary):
     """Per-example scores as CSV (index, score, anomalous) or, for ``.json``, ``summary`` with an examples list."""
+    import csv  # here: the command line's parsers read the formats above without them
+    import json
+
     if path.lower().endswith(".json"):
         rows = [{"index": i, "score": float(s), "anomalous": bool(f)} for i, (s, f) in enumerate(zip(scores, flagged))]
         with open(path, "w") as f:

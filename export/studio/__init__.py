@@ -9,7 +9,8 @@ everything through TF Serving's REST API (``:predict`` with ``sample``, ``servin
 - ``GET /studio/studio.json``: the served version's extras (attributes, threshold, KL ranking,
   condition size) from its ``metadata.json`` and ``assets.extra/attributes.json``;
 - ``POST /studio/image``: an uploaded PNG/JPEG (raw body) checked, centre-cropped and resized to
-  the model's image shape with Pillow; answers ``{"image": [H][W][C]}`` or ``{"error": ...}``.
+  the model's image shape (`keras_vae.images.decode_image`: every bit depth and mode scaled by its own range,
+  transparency composited on white); answers ``{"image": [H][W][C]}`` or ``{"error": ...}``.
 
 Nothing is read or written outside the package and the model folder; uploads stay in memory.
 
@@ -21,7 +22,6 @@ Example:
 >>> f"http://127.0.0.1:{server.server_port}/"
 """
 
-import io
 import json
 import os
 import re
@@ -35,12 +35,13 @@ from keras_vae.export.layout import existing_versions
 from keras_vae.export.metadata import METADATA_FILENAME
 from keras_vae.export.rest_format import ServingError, dumps
 from keras_vae.export.server import DEFAULT_PORT, RestHandler, make_server
+from keras_vae.images import DECODED_FORMATS, MAX_IMAGE_PIXELS, decode_image
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STUDIO_DIR = "studio"  # the studio-owned export folder inside a run directory
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-MAX_UPLOAD_PIXELS = 40_000_000  # decompression bombs: a small file claiming a huge image
-UPLOAD_FORMATS = ("PNG", "JPEG")
+MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS  # decompression bombs: a small file claiming a huge image
+UPLOAD_FORMATS = DECODED_FORMATS
 
 # URL path -> (file in STATIC_DIR, content type); nothing else is ever read from disk for a URL.
 STATIC_FILES = {
@@ -126,48 +127,23 @@ def studio_document(version_dir, model_name):
         "kl_per_dim": extras.get("kl_per_dim"),
         "threshold": extras.get("threshold"),
         "threshold_quantile": extras.get("threshold_quantile"),
+        "class_names": extras.get("class_names"),  # a folder's class sub-folders, when attributes.json has them
         "upload": "studio/image",
         "max_upload_bytes": MAX_UPLOAD_BYTES,
     }
 
 
-def _open_upload(data):
-    """The Pillow image of an uploaded PNG/JPEG file, fully decoded; ServingError for anything else."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        if image.format not in UPLOAD_FORMATS:
-            raise ServingError(f"The upload is a {image.format} image; use a PNG or JPEG file.")
-        if image.width * image.height > MAX_UPLOAD_PIXELS:
-            raise ServingError(f"The upload is {image.width}x{image.height} pixels; the limit is {MAX_UPLOAD_PIXELS}.")
-        image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ServingError("The upload is not a PNG or JPEG image (the file could not be decoded).") from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data inside a valid header
-        raise ServingError(f"The upload is not a valid PNG or JPEG image: it is damaged or truncated ({err}).") from None
-    return image
-
-
 def decode_upload(data, image_shape):
-    """Pixels ``[H, W, C]`` float32 in [0, 1] of an uploaded PNG/JPEG, centre-cropped and resized to ``image_shape``.
+    """Pixels ``[H, W, C]`` float32 in [0, 1] of an uploaded PNG/JPEG (`keras_vae.images.decode_image`), centre-cropped
+    and resized to ``image_shape``; a ServingError (400) saying what is wrong with any other upload.
 
     >>> decode_upload(open("digit.png", "rb").read(), (28, 28, 1)).shape
     (28, 28, 1)
     """
-    from PIL import Image
-
-    if not data:
-        raise ServingError("The upload is empty: choose a PNG or JPEG file.")
-    image = _open_upload(data)
-    height, width, channels = image_shape
-    image = image.convert("L" if channels == 1 else "RGB")
-    # Crop to the model's aspect ratio first, so photos are not squashed.
-    scale = min(image.width / width, image.height / height)
-    crop_w, crop_h = round(width * scale), round(height * scale)
-    left, top = (image.width - crop_w) // 2, (image.height - crop_h) // 2
-    image = image.resize((width, height), Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h))
-    return (np.asarray(image, np.float32) / 255.0).reshape(height, width, channels)
+    try:
+        return decode_image(data, tuple(image_shape), max_pixels=MAX_UPLOAD_PIXELS)
+    except ValueError as err:
+        raise ServingError(str(err).replace("The image is", "The upload is", 1)) from None
 
 
 class StudioHandler(RestHandler):

@@ -3,8 +3,9 @@
 Each module defines ``add_command(subparsers)``, registering one subcommand, and imports TensorFlow only
 inside its command function, so ``keras-vae --help`` answers without importing it; `main` imports TensorFlow
 once the arguments are parsed, with the command's start-up settings (`keras_vae._startup`). Bad input is reported as
-``keras-vae COMMAND: error: ...`` with exit status 2, never a traceback; a run stopped by non-finite
-losses exits with 1.
+``keras-vae COMMAND: error: ...`` with exit status 2, never a traceback: a flag's value by its argparse type
+(`keras_vae.cli.common`) while parsing, everything else by the command; a run stopped by non-finite losses exits
+with 1.
 
 Example:
 
@@ -77,7 +78,10 @@ def main(argv=None):
     from keras_vae import progress
     from keras_vae._startup import start_tensorflow
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or an argument error argparse has already printed
+        return done.code
     progress.set_quiet(args.quiet)
     if args.uses_tensorflow:  # after parsing: --help and argument errors answer without TensorFlow
         start_tensorflow()

@@ -11,7 +11,9 @@ import io
 import json
 import os
 import shutil
+import struct
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -27,7 +29,9 @@ from keras_vae.export.attributes import (
 )
 from keras_vae.export.layout import latest_version_dir
 from keras_vae.export.rest_format import ServingError
-from keras_vae.export.studio import MAX_UPLOAD_BYTES, decode_upload, make_studio_server, prepare_model
+from keras_vae.export.studio import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, decode_upload, make_studio_server,
+                                     prepare_model)
+from keras_vae.images import decode_image
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DOCS_SCREENSHOT = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "studio.png")
@@ -36,9 +40,30 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def png_bytes(array, fmt="PNG"):
+    return image_bytes(Image.fromarray(array), fmt)
+
+
+def image_bytes(image, fmt="PNG"):
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt)
+    image.save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def png_header(width, height):
+    """A PNG file that claims ``width`` x ``height`` 1-bit pixels: a few bytes, the header of a decompression bomb."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def palette_image(colours, index, transparent=None):
+    image = Image.new("P", (24, 20), index)
+    image.putpalette([value for colour in colours for value in colour])
+    if transparent is not None:
+        image.info["transparency"] = transparent
+    return image
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -104,6 +129,61 @@ def test_upload_endpoint_answers_errors_and_keeps_serving(studio):
     status, _, data = request(studio, "POST", "/studio/image", b"x" * (MAX_UPLOAD_BYTES + 1))
     assert status == 413 and "limit" in json.loads(data)["error"]
     assert request(studio, "GET", "/v1/models/bars")[0] == 200  # still serving
+
+
+# Every mode a PNG or JPEG holds, as the 16x16x1 model gets it: (file, expected grey value everywhere, tolerance).
+_GREY_16 = np.full((20, 24), 16384, np.uint16)
+UPLOAD_MODES = {
+    "16-bit grey 0.25": (png_bytes(_GREY_16), 0.25, 1e-3),
+    "16-bit grey 0.75": (png_bytes(_GREY_16 * 3), 0.75, 1e-3),
+    "8-bit grey": (png_bytes(np.full((20, 24), 51, np.uint8)), 0.2, 1e-3),
+    "1-bit white": (image_bytes(Image.new("1", (24, 20), 1)), 1.0, 1e-3),
+    "1-bit black": (image_bytes(Image.new("1", (24, 20), 0)), 0.0, 1e-3),
+    "palette grey": (image_bytes(palette_image([(0, 0, 0), (255, 255, 255), (102, 102, 102)], 2)), 0.4, 1e-3),
+    "palette red": (image_bytes(palette_image([(0, 0, 0), (255, 0, 0)], 1)), 0.299, 2e-3),
+    "palette transparent": (image_bytes(palette_image([(0, 0, 0), (255, 0, 0)], 0, transparent=0)), 1.0, 1e-3),
+    "LA transparent": (image_bytes(Image.new("LA", (24, 20), (0, 0))), 1.0, 1e-3),
+    "LA opaque black": (image_bytes(Image.new("LA", (24, 20), (0, 255))), 0.0, 1e-3),
+    "LA half black": (image_bytes(Image.new("LA", (24, 20), (0, 102))), 0.6, 1e-3),
+    "RGBA transparent": (image_bytes(Image.new("RGBA", (24, 20), (0, 0, 0, 0))), 1.0, 1e-3),
+    "RGBA opaque blue": (image_bytes(Image.new("RGBA", (24, 20), (0, 0, 255, 255))), 0.114, 2e-3),
+    "RGB green": (image_bytes(Image.new("RGB", (24, 20), (0, 255, 0))), 0.587, 2e-3),
+    "CMYK JPEG white": (image_bytes(Image.new("CMYK", (24, 20), (0, 0, 0, 0)), "JPEG"), 1.0, 0.02),
+    "CMYK JPEG black": (image_bytes(Image.new("CMYK", (24, 20), (0, 0, 0, 255)), "JPEG"), 0.0, 0.02),
+    "grey JPEG": (image_bytes(Image.new("L", (24, 20), 204), "JPEG"), 0.8, 0.02),
+}
+
+
+@pytest.mark.parametrize("mode", list(UPLOAD_MODES))
+def test_upload_of_every_mode_is_scaled_by_its_own_range(studio, mode):
+    data, expected, tolerance = UPLOAD_MODES[mode]
+    status, _, body = request(studio, "POST", "/studio/image", data)
+    assert status == 200, body
+    pixels = np.asarray(json.loads(body)["image"])
+    assert pixels.shape == (16, 16, 1)
+    np.testing.assert_allclose(pixels, expected, atol=tolerance)
+
+
+def test_16_bit_detail_survives_and_colour_models_get_three_channels():
+    ramp = (np.linspace(0, 65535, 32)[None, :] * np.ones((32, 1))).astype(np.uint16)  # left dark, right bright
+    pixels = decode_image(png_bytes(ramp), (8, 8, 1))[..., 0]
+    assert pixels[:, 0].max() < 0.1 and pixels[:, -1].min() > 0.9 and np.all(np.diff(pixels[0]) > 0)
+    rgba = decode_image(image_bytes(Image.new("RGBA", (8, 8), (255, 0, 0, 128))), (4, 4, 3))
+    np.testing.assert_allclose(rgba[0, 0], [1.0, 127 / 255, 127 / 255], atol=0.01)  # half red on white
+    grey = decode_image(png_bytes(np.full((8, 8), 32768, np.uint16)), (4, 4, 3))
+    np.testing.assert_allclose(grey, 0.5, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns above 89 M pixels
+@pytest.mark.parametrize("width, height", [(10_000, 10_000), (20_000, 20_000)])
+def test_a_decompression_bomb_is_refused_as_too_large_with_the_limit(studio, width, height):
+    data = png_header(width, height)
+    assert len(data) < 100
+    status, _, body = request(studio, "POST", "/studio/image", data)
+    message = json.loads(body)["error"]
+    assert status == 400 and "too large" in message and f"the limit is {MAX_UPLOAD_PIXELS} pixels" in message
+    assert "not a PNG or JPEG" not in message
+    assert request(studio, "GET", "/v1/models/bars")[0] == 200
 
 
 def test_static_files_only_from_the_package(studio):

@@ -16,3 +16,11 @@ def test_grid_rejects_bad_input():
         image_grid(np.zeros((2, 3, 3)))
     with pytest.raises(ValueError, match="non-finite"):
         image_grid(np.full((1, 2, 2, 1), np.nan))
+
+
+@pytest.mark.parametrize("columns", [0, -2, 2.5, True])
+def test_grid_refuses_a_column_count_that_is_not_a_positive_integer(columns):
+    with pytest.raises(ValueError, match=f"columns must be an integer >= 1, got {columns!r}"):
+        image_grid(np.zeros((4, 2, 2, 1)), columns=columns)
+    with pytest.raises(ValueError, match="padding must be an integer >= 0"):
+        image_grid(np.zeros((4, 2, 2, 1)), padding=-1)

@@ -106,7 +106,7 @@ def test_score_writes_csv_and_json_with_a_training_quantile_threshold(runs, tmp_
 
 def test_bad_arguments_exit_2_with_a_message(runs, tmp_path, capsys):
     assert main(["score", str(runs[2]), "--out", str(tmp_path / "s.txt")]) == 2
-    assert "--out must end in one of .csv, .json" in capsys.readouterr().err
+    assert "must end in one of .csv, .json" in capsys.readouterr().err
     model_file = tmp_path / "alone.keras"
     keras_vae.load_vae(runs[2]).save(model_file)
     assert main(["plot", str(model_file), "--kind", "traversal", "--out", str(tmp_path / "t.png")]) == 2

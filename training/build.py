@@ -23,6 +23,10 @@ def dataset_model_options(config, info):
 
     model = dict(config.model)
     spec = names.get_variant(config.variant)
+    if spec.needs_condition and info.class_names is not None and len(info.class_names) < 2:
+        raise ValueError(f"variant {config.variant!r} needs at least 2 classes; dataset {config.dataset!r} has one "
+                         f"class sub-folder ({info.class_names[0]!r}). Add a sub-folder per class, or train an "
+                         "unconditional variant.")
     if spec.needs_condition and "num_classes" not in model and "label_dim" not in model:
         if info.label_kind == "class":
             model["num_classes"] = info.num_classes
@@ -31,7 +35,27 @@ def dataset_model_options(config, info):
     facts = {"train_size": info.split_sizes["train"]}
     for option, fact in spec.from_dataset.items():
         model.setdefault(option, facts[fact])
+    model.setdefault("likelihood", default_likelihood(info)[0])
     return model
+
+
+def default_likelihood(info):
+    """``(likelihood, reason)`` for a model section without ``likelihood`` (a folder or tfds: dataset): gaussian
+    for colour images, bernoulli for grey ones."""
+    channels = info.image_shape[-1]
+    if channels == 3:
+        return "gaussian", "the images are colour (3 channels)"
+    return "bernoulli", f"the images are grey ({channels} channel)"
+
+
+def likelihood_note(config):
+    """The line a run prints when it chooses the likelihood itself (the model section leaves it out), else None."""
+    if "likelihood" in config.model:
+        return None
+    from keras_vae.training.data import dataset_info, source_options_of
+
+    likelihood, reason = default_likelihood(dataset_info(config.dataset, config.data_dir, source_options_of(config)))
+    return f"likelihood {likelihood}: {reason} (set model.likelihood to choose)"
 
 
 def resolve_config(config):
@@ -39,9 +63,9 @@ def resolve_config(config):
 
     Raises ValueError when a given ``image_shape`` does not match the dataset's.
     """
-    from keras_vae.training.data import dataset_info
+    from keras_vae.training.data import dataset_info, source_options_of
 
-    info = dataset_info(config.dataset, config.data_dir)
+    info = dataset_info(config.dataset, config.data_dir, source_options_of(config))
     config = dataclasses.replace(config, model=dataset_model_options(config, info))
     if config.image_shape is None:
         config.image_shape = list(info.image_shape)
@@ -97,9 +121,9 @@ def training_steps(config):
     the train split (the last, partial batch included) when ``steps_per_epoch`` is not set."""
     if config.steps_per_epoch:
         return config.epochs * config.steps_per_epoch
-    from keras_vae.training.data import dataset_info
+    from keras_vae.training.data import dataset_info, source_options_of
 
-    train_size = dataset_info(config.dataset, config.data_dir).split_sizes["train"]
+    train_size = dataset_info(config.dataset, config.data_dir, source_options_of(config)).split_sizes["train"]
     return config.epochs * math.ceil(train_size / config.batch_size)
 
 

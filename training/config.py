@@ -36,13 +36,23 @@ class TrainConfig:
     defaults to the run's. The other fields are the data, the optimization, the run and its evaluation.
     """
 
-    # data
+    # data: a name of data.DATASETS, tfds:NAME[/CONFIG][:SPLIT], or a folder of images
     dataset: str = "sprites"
     data_dir: typing.Optional[str] = None
     dynamic_binarization: bool = False
+    # a folder's or a tfds: dataset's source options (keras_vae.training.image_folder; null: from the images)
+    image_size: typing.Optional[list] = None  # [height, width]; H or "HxW" accepted
+    channels: typing.Optional[int] = None  # 1 or 3
+    resize: str = "crop"  # crop (centre crop to the aspect ratio, then resize), pad or stretch
+    valid_fraction: float = 0.1  # of a folder's files (a fixed hash split), or of a tfds train split
+    cache_dir: typing.Optional[str] = None  # an on-disk tf.data cache of the decoded images (folders)
+    image_key: typing.Optional[str] = None  # the image feature of a tfds: dataset (default: found)
+    skip_bad_images: bool = False  # skip and count unreadable images of a folder instead of failing
     image_shape: typing.Optional[list] = None  # filled in from the dataset; checked when given
     # model: keras_vae.build_vae's keyword arguments (the image shape comes from the dataset)
-    model: dict = dataclasses.field(default_factory=lambda: dict(MODEL_DEFAULTS))
+    # (likelihood: from the images' channels for a folder or tfds: dataset, see build.default_likelihood)
+    model: dict = dataclasses.field(default_factory=lambda: {k: v for k, v in MODEL_DEFAULTS.items()
+                                                             if k != "likelihood"})
     # optimization
     epochs: int = 10
     max_train_minutes: typing.Optional[float] = None  # stop after the epoch that passes this wall time
@@ -97,6 +107,8 @@ class TrainConfig:
 
     # ------------------------------------------------------------------------------------------
     def _validate(self):
+        if self.image_size is not None:
+            self.image_size = names.parse_image_size(self.image_size)
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
             setattr(self, field.name, _coerce(field.name, getattr(self, field.name), hints[field.name]))
@@ -111,9 +123,7 @@ class TrainConfig:
         if self.fit_sampler is not None:
             model_names.check_choice("fit_sampler", self.fit_sampler, model_names.SAMPLERS)
         self._check_sampler_options()
-        from keras_vae.training.data import DATASETS
-
-        model_names.check_choice("dataset", self.dataset, DATASETS)
+        self._check_source()
         if self.eval_sample_quality:
             try:
                 names.feature_network_name(self.dataset)
@@ -128,6 +138,9 @@ class TrainConfig:
                 _at_least(name, getattr(self, name), 1)
         for name in ("eval_iw_samples", "max_nonfinite_steps", "eval_sample_quality"):
             _at_least(name, getattr(self, name), 0)
+        _check_seed("seed", self.seed)
+        if self.verbose not in (0, 1, 2):  # Keras' fit verbosity
+            raise ValueError(f"verbose must be 0, 1 or 2, got {self.verbose}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.learning_rate_schedule != "constant" and self.reduce_lr_patience is not None:
@@ -149,6 +162,19 @@ class TrainConfig:
         if self.init_weights is not None:
             self.init_weights = os.path.expanduser(self.init_weights)
 
+    def _check_source(self):
+        """The dataset (a name, tfds:, or an existing folder) and the source options it takes."""
+        from keras_vae.training.data import check_source, source_options_of
+
+        model_names.check_choice("resize", self.resize, names.RESIZE_MODES)
+        if self.channels is not None and self.channels not in names.IMAGE_CHANNELS:
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}.")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}.")
+        if self.cache_dir is not None:
+            self.cache_dir = os.path.expanduser(self.cache_dir)
+        check_source(self.dataset, source_options_of(self))
+
     def _check_model(self):
         """The model section: its own keys typed and in range, every other key an option `build_vae` takes."""
         model = {**MODEL_DEFAULTS, **self.model}
@@ -168,12 +194,16 @@ class TrainConfig:
                          ("free_bits", 0.0)):
             if key in model:
                 _at_least(f"{MODEL_SECTION}.{key}", model[key], low)
+        if "seed" in model:
+            _check_seed(f"{MODEL_SECTION}.seed", model["seed"])
         options = {key: value for key, value in model.items() if key not in MODEL_DEFAULTS}
         try:
             model_names.check_model_options(model["variant"], model["architecture"], options)
         except ValueError as err:
             raise ValueError(f"{MODEL_SECTION}: {err}") from None
         _check_finite(MODEL_SECTION, model)
+        if "likelihood" not in self.model and self.dataset not in _named_datasets():
+            del model["likelihood"]  # chosen from the images' channels (training.build.default_likelihood)
         self.model = model
 
     # The model keys training reads itself.
@@ -208,15 +238,34 @@ class TrainConfig:
                 raise ValueError(f"fit_sampler_options.{key} must be an integer >= 1, got {value!r}.")
 
     def resolved_run_dir(self):
-        return self.run_dir or os.path.join("runs", self.dataset)
+        """``run_dir``, else ``runs/<dataset>`` (a folder's base name; a tfds: dataset's NAME)."""
+        if self.run_dir:
+            return self.run_dir
+        if self.dataset.startswith(names.TFDS_PREFIX):
+            name = self.dataset[len(names.TFDS_PREFIX):].split(":")[0].split("/")[0]
+        else:
+            name = os.path.basename(os.path.normpath(self.dataset))
+        return os.path.join("runs", name)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
+def _named_datasets():
+    from keras_vae.training.data import DATASETS
+
+    return DATASETS
+
+
 def _at_least(name, value, low):
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}.")
+
+
+def _check_seed(name, value):
+    if not 0 <= value <= model_names.MAX_SEED:
+        raise ValueError(f"{name} must be an integer from 0 to {model_names.MAX_SEED} ({model_names.SEED_RANGE}), "
+                         f"got {value}.")
 
 
 _YAML11_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")

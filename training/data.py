@@ -8,6 +8,8 @@ Sources:
 - ``binarized_mnist``: tensorflow-datasets, or Larochelle's ``binarized_mnist_{train,valid,test}.amat``.
 - ``cifar10``, ``celeb_a`` (centre-cropped to 148x148 and resized to 64x64), ``dsprites``: tensorflow-datasets
   (``data_dir`` is then a tfds data directory holding the prepared dataset).
+- a folder of images (`image_folder`; `keras_vae.training.image_folder`), ``tfds:NAME[/CONFIG][:SPLIT]``
+  (`keras_vae.training.tfds_source`): with the source options of `source_options_of`.
 
 A folder of canonical files may hold only some splits; ``data_dir`` may be that folder or its parent.
 Where the source has no validation split it is carved from train deterministically (the last 10,000
@@ -30,18 +32,16 @@ import os
 
 import numpy as np
 
-from keras_vae.training import canonical_files, sprites
-from keras_vae.training.names import SPLITS
+from keras_vae.limits import check_size
+from keras_vae.training import local_files, sprites
+from keras_vae.training.local_files import DataUnavailableError  # noqa: F401  (public here)
+from keras_vae.training.names import FOLDER_OPTIONS, SOURCE_OPTIONS, SPLITS, TFDS_OPTIONS, TFDS_PREFIX
 from keras_vae.training.sprites import render_sprites  # noqa: F401  (public: the metrics render chosen factors)
 SPLIT_SEED = 20240613  # fixed: the sprite-grid splits never depend on the run's --seed
 SHUFFLE_BUFFER = 20_000  # for streamed (tfds) sources; in-memory sources shuffle fully
 CELEB_A_CROP = 148
 CELEB_A_SIZE = 64
 _GRID_HELD_OUT = 36_864  # 5% of the sprite grid each for valid and test
-
-
-class DataUnavailableError(FileNotFoundError):
-    """The dataset cannot be read: not downloadable here and not found in ``data_dir``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +61,7 @@ class DatasetInfo:
     factor_sizes: tuple | None
     split_sizes: dict
     binary: bool  # pixels are already 0/1
+    class_names: tuple | None = None  # a folder's class sub-folders, a tfds ClassLabel's names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +117,8 @@ DATASETS = tuple(_SPECS)
 
 def _spec(name):
     if name not in _SPECS:
-        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}.")
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(DATASETS)}, or a folder of "
+                         f"images, or {TFDS_PREFIX}NAME.")
     return _SPECS[name]
 
 
@@ -132,8 +134,58 @@ def _celeb_a_attributes():
     return tuple(tfds.builder("celeb_a").info.features["attributes"].keys())
 
 
-def dataset_info(name, data_dir=None):
-    """A `DatasetInfo` for dataset ``name`` (static facts: nothing is read or downloaded)."""
+def source_kind(name):
+    """``"named"`` (one of `DATASETS`), ``"tfds"`` (``tfds:NAME...``) or ``"folder"`` (any other string)."""
+    return "named" if name in _SPECS else "tfds" if str(name).startswith(TFDS_PREFIX) else "folder"
+
+
+def check_source(name, source_options=None):
+    """Raises ValueError for an unknown name (a word that is no folder), a missing folder, or a source option
+    that ``name``'s kind of dataset does not take (cheap: no file is read)."""
+    kind = source_kind(name)
+    if kind == "folder" and not os.path.exists(name) and os.sep not in name and "/" not in name and "." not in name:
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {', '.join(map(repr, DATASETS))}, or a folder "
+                         f"of images, or {TFDS_PREFIX}NAME.")
+    if kind != "named":
+        from keras_vae.training.image_folder import check_folder
+        from keras_vae.training.tfds_source import parse
+
+        parse(name) if kind == "tfds" else check_folder(name)
+    allowed = {"named": (), "tfds": TFDS_OPTIONS, "folder": FOLDER_OPTIONS}[kind]
+    for key, value in (source_options or {}).items():
+        if key not in allowed and value not in (None, SOURCE_OPTIONS[key]):
+            takes = " or ".join(w for w, o in (("a folder", FOLDER_OPTIONS), ("a tfds: dataset", TFDS_OPTIONS)) if key in o)
+            raise ValueError(f"{key} applies to {takes} of images, not to dataset {name!r}.")
+
+
+def source_options_of(config):
+    """The source options (`keras_vae.training.names.SOURCE_OPTIONS`) of a `TrainConfig` or a run's config mapping."""
+    values = config if isinstance(config, dict) else config.to_dict()
+    return {key: values.get(key, default) for key, default in SOURCE_OPTIONS.items()}
+
+
+def _folder_info(name, source_options):
+    from keras_vae.training.image_folder import scan_folder
+
+    scan = scan_folder(name, source_options)
+    sizes = {"train": scan.valid.count(False), "valid": scan.valid.count(True)}
+    classes = len(scan.class_names) if scan.class_names else None
+    return DatasetInfo(name=name, image_shape=scan.image_shape, num_classes=classes,
+                       label_kind="class" if classes else None, factor_names=None, factor_sizes=None,
+                       split_sizes={**sizes, "test": sizes["valid"]}, binary=False, class_names=scan.class_names)
+
+
+def dataset_info(name, data_dir=None, source_options=None):
+    """A `DatasetInfo` for dataset ``name``: static facts for a named dataset (nothing read or downloaded); a
+    folder's header scan (`keras_vae.training.image_folder`); a tfds: dataset's prepared info."""
+    if source_kind(name) != "named":
+        check_source(name, source_options)
+    if source_kind(name) == "folder":
+        return _folder_info(name, source_options)
+    if source_kind(name) == "tfds":
+        from keras_vae.training.tfds_images import tfds_info
+
+        return DatasetInfo(**tfds_info(name, data_dir, source_options))
     del data_dir  # the facts are the same wherever the files are
     spec = _spec(name)
     factor_names = factor_sizes = None
@@ -164,78 +216,7 @@ def grid_split_indices():
     return {"test": order[:held], "valid": order[held : 2 * held], "train": order[2 * held :]}
 
 
-# ------------------------------------------------------------------------------------------ local files
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "valid": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-_MNIST_TRAIN = 50_000
-
-
-def _find(folder, stem):
-    for candidate in (stem, stem + ".gz"):
-        path = os.path.join(folder, candidate)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def _expected_files(fmt, split):
-    if fmt == "idx":
-        return [f + "[.gz]" for f in _IDX_FILES[split]]
-    return [f"binarized_mnist_{split}.amat"]
-
-
-def _canonical_folder(name, fmt, data_dir):
-    """The folder holding ``name``'s canonical files: ``data_dir`` itself or ``data_dir/name``; else None."""
-    for folder in (data_dir, os.path.join(data_dir, name)):
-        if not os.path.isdir(folder):
-            continue
-        entries = os.listdir(folder)
-        if fmt == "idx" and any("-idx" in e and "-ubyte" in e for e in entries):
-            return folder
-        if fmt == "amat" and any(e.startswith("binarized_mnist_") and e.endswith(".amat") for e in entries):
-            return folder
-    return None
-
-
-def _served_splits(fmt, folder):
-    if fmt == "idx":
-        return [s for s in SPLITS if all(_find(folder, f) for f in _IDX_FILES[s])]
-    return [s for s in SPLITS if _find(folder, f"binarized_mnist_{s}.amat")]
-
-
-def _read_local(name, fmt, folder, split):
-    """(images uint8 [n, H, W, 1], labels or None) from canonical files, raising if the split's files are missing."""
-    needed = _IDX_FILES[split] if fmt == "idx" else (f"binarized_mnist_{split}.amat",)
-    paths = [_find(folder, f) for f in needed]
-    if None in paths:
-        served = _served_splits(fmt, folder)
-        raise DataUnavailableError(
-            f"No {' and '.join(_expected_files(fmt, split))} in {folder!r} for the {split!r} split of {name!r}; "
-            f"this folder serves the splits: {', '.join(served) or 'none'}."
-        )
-    if fmt == "amat":
-        return canonical_files.read_amat(paths[0])[..., np.newaxis], None
-    images, labels = (canonical_files.read_idx(p) for p in paths)
-    if images.ndim != 3 or labels.ndim != 1:
-        raise ValueError(f"{paths[0]!r} / {paths[1]!r}: expected images (n, H, W) and labels (n,), got "
-                         f"{images.shape} and {labels.shape}.")
-    if len(images) != len(labels):
-        raise ValueError(f"{paths[0]!r} holds {len(images)} images but {paths[1]!r} holds {len(labels)} labels.")
-    expected = tuple(_spec(name).image_shape[:2])
-    if images.shape[1:] != expected:  # caught here, not inside TensorFlow's shape checks
-        raise ValueError(f"{paths[0]!r} holds {images.shape[1]}x{images.shape[2]} images; dataset {name!r} has "
-                         f"{expected[0]}x{expected[1]} images. Is this the right file (or the right --dataset)?")
-    if split != "test":
-        if len(images) <= _MNIST_TRAIN:
-            raise ValueError(f"{paths[0]!r} holds {len(images)} images; the train/valid split needs more than "
-                             f"{_MNIST_TRAIN}.")
-        part = slice(None, _MNIST_TRAIN) if split == "train" else slice(_MNIST_TRAIN, None)
-        images, labels = images[part], labels[part]
-    return images[..., np.newaxis], labels.astype(np.int32)
-
+# Local canonical files: keras_vae.training.local_files.
 
 # ------------------------------------------------------------------------------------------ tfds
 def _tfds_dataset(name, spec, split, data_dir):
@@ -243,26 +224,14 @@ def _tfds_dataset(name, spec, split, data_dir):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from keras_vae.training import tfds_source
+
     try:
-        ds = tfds.load(
-            name,
-            split=spec.tfds_splits[split],
-            data_dir=data_dir,
-            download=data_dir is None,
-            shuffle_files=False,
-        )
-    except Exception as err:  # tfds raises many kinds (network, GCS, missing files); all mean "unavailable"
-        where = (
-            f"tensorflow-datasets found no prepared {name!r} in data dir {data_dir!r}"
-            if data_dir is not None
-            else f"tensorflow-datasets could not download {name!r} (offline?)"
-        )
+        tfds_source.builder(name, data_dir)  # prepared, or downloaded when a network answers; else fails at once
+    except DataUnavailableError as err:
         local = {"idx": "the canonical IDX files", "amat": "the binarized_mnist_*.amat files"}.get(spec.local_format)
-        hint = f"a folder with {local} or " if local else ""
-        raise DataUnavailableError(
-            f"{where}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. "
-            f"Pass --data-dir DIR (data_dir=...) with {hint}a tfds data directory holding the prepared dataset."
-        ) from err
+        raise DataUnavailableError(f"{err}{f' Or pass --data-dir DIR with {local}.' if local else ''}") from None
+    ds = tfds.load(name, split=spec.tfds_splits[split], data_dir=data_dir, download=False, shuffle_files=False)
 
     if name == "dsprites":
         membership = np.zeros(sprites.NUM_IMAGES, np.bool_)
@@ -313,9 +282,9 @@ def _source(name, spec, split, data_dir):
     if data_dir is not None and not os.path.isdir(data_dir):
         raise DataUnavailableError(f"--data-dir {data_dir!r} is not a directory.")
     if data_dir is not None and spec.local_format:
-        folder = _canonical_folder(name, spec.local_format, data_dir)
+        folder = local_files.canonical_folder(name, spec.local_format, data_dir)
         if folder is not None:
-            images, labels = _read_local(name, spec.local_format, folder, split)
+            images, labels = local_files.read_split(name, spec.local_format, folder, split, spec.image_shape)
             ds = tf.data.Dataset.from_tensor_slices((images, labels) if labels is not None else images)
             if labels is None:
                 ds = ds.map(lambda x: (x, None))
@@ -362,11 +331,12 @@ def get_dataset(
     dynamic_binarization=False,
     with_labels=False,
     cache=True,
+    source_options=None,
 ):
     """A `tf.data.Dataset` of float32 images ``[H, W, C]`` in [0, 1], or ``(image, label)`` with ``with_labels``.
 
     Args:
-        name: one of `DATASETS`.
+        name: one of `DATASETS`, a folder of images (`image_folder`) or ``tfds:NAME[/CONFIG][:SPLIT]``.
         split: ``"train"``, ``"valid"`` or ``"test"``.
         data_dir: folder with canonical files (or its parent), or a tfds data directory. Without it,
             tfds sources are downloaded (which fails offline with a `DataUnavailableError`).
@@ -377,16 +347,28 @@ def get_dataset(
             (a no-op for sources that are already binary).
         with_labels: yield ``(image, label)``; labels are int32 (`DatasetInfo.label_kind` says what they are).
         cache: cache decoded images in memory (sources that are not already in memory; sprites are
-            rendered on the fly and never cached).
+            rendered on the fly and never cached; folders stream, or cache on disk with ``cache_dir``).
+        source_options: a folder's or a tfds: dataset's options (`source_options_of`; None: the defaults).
     """
     import tensorflow as tf
 
-    spec = _spec(name)
     _check_split(split)
-    if with_labels and spec.label_kind is None:
-        raise ValueError(f"Dataset {name!r} has no labels; use with_labels=False.")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if source_kind(name) != "named":
+        check_source(name, source_options)
+        if dynamic_binarization:
+            raise ValueError(f"dynamic_binarization applies to the named grey datasets, not to {name!r}.")
+        if source_kind(name) == "folder":
+            return image_folder(name, batch_size=batch_size, with_labels=with_labels, split=split, seed=seed,
+                                shuffle=shuffle, **{k: v for k, v in (source_options or {}).items() if v is not None})
+        from keras_vae.training.tfds_images import tfds_dataset
+
+        return tfds_dataset(name, split, data_dir=data_dir, source_options=source_options,
+                                        batch_size=batch_size, shuffle=shuffle, seed=seed, with_labels=with_labels)
+    spec = _spec(name)
+    if with_labels and spec.label_kind is None:
+        raise ValueError(f"Dataset {name!r} has no labels; use with_labels=False.")
     seed = int(seed)
     if name == "sprites":
         return _sprites_dataset(split, batch_size, shuffle, seed, with_labels)
@@ -421,7 +403,26 @@ def get_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load_examples(name, split, data_dir=None, count=None, with_labels=False, shuffle=False, seed=0, batch_size=256):
+def image_folder(path, image_size=None, channels=None, batch_size=None, with_labels=False, split="train",
+                 resize="crop", valid_fraction=0.1, seed=0, shuffle=False, cache_dir=None, skip_bad_images=False):
+    """A folder of images as the `tf.data.Dataset` `keras-vae train --dataset PATH` trains on (float32 [0, 1]);
+    ``image_size``: H, ``"HxW"`` or [H, W]. See `keras_vae.training.image_folder` for the defaults and checks.
+
+    >>> ds = image_folder("photos", image_size=64, batch_size=32, with_labels=True, shuffle=True)
+    """
+    from keras_vae.training import image_folder as folders
+    from keras_vae.training.names import parse_image_size
+
+    options = {"image_size": None if image_size is None else parse_image_size(image_size), "channels": channels,
+               "resize": resize, "valid_fraction": valid_fraction, "cache_dir": cache_dir,
+               "skip_bad_images": skip_bad_images}
+    scan = folders.scan_folder(path, options)
+    return folders.folder_dataset(scan, split, batch_size=batch_size, shuffle=shuffle, seed=int(seed),
+                                  with_labels=with_labels)
+
+
+def load_examples(name, split, data_dir=None, count=None, with_labels=False, shuffle=False, seed=0, batch_size=256,
+                  source_options=None):
     """``count`` examples (all when None) of a split as numpy ``(images, labels or None)``.
 
     The first ones in split order, or with ``shuffle`` a seeded random subset (``dsprites`` from tfds is
@@ -430,12 +431,15 @@ def load_examples(name, split, data_dir=None, count=None, with_labels=False, shu
     images, labels = [], []
     seen = 0
     for batch in get_dataset(name, split, data_dir=data_dir, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                             with_labels=with_labels):
+                             with_labels=with_labels, source_options=source_options):
         x, y = batch if with_labels else (batch, None)
         images.append(np.asarray(x))
         if y is not None:
             labels.append(np.asarray(y))
         seen += len(images[-1])
+        # The examples are held whole: refused once they pass MAX_ARRAY_BYTES (count=None loads the split).
+        check_size("count", count, images[-1][:1].nbytes + (labels[-1][:1].nbytes if labels else 0), "MAX_ARRAY_BYTES",
+                   f"{name!r} {split} examples", "load fewer (count=)", count=min(seen, count or seen))
         if count is not None and seen >= count:
             break
     if not images:

@@ -44,7 +44,7 @@ def cache_path(name):
 
 def _mnist_folder(data_dir):
     """``data_dir``, or its parent when ``data_dir`` is a sibling folder (e.g. ``shared/data/binarized_mnist``)."""
-    from keras_vae.training.data import _canonical_folder
+    from keras_vae.training.local_files import canonical_folder as _canonical_folder
 
     if data_dir and not _canonical_folder("mnist", "idx", data_dir):
         parent = os.path.dirname(os.path.abspath(data_dir))

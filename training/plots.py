@@ -187,8 +187,8 @@ def pca_2d(codes):
 def latent_scatter_picture(model, images, labels, label_names=None, colour_by=None):
     """A figure of posterior means coloured by label; PCA to 2-D when latent_dim > 2.
 
-    ``labels`` are class indices ``[n]`` or factor vectors ``[n, k]`` (then ``colour_by`` picks the
-    factor column, ``label_names`` names them).
+    ``labels`` are class indices ``[n]`` (``label_names``, if given, names the classes) or factor vectors
+    ``[n, k]`` (then ``colour_by`` picks the factor column, ``label_names`` names them).
     """
     import numpy as np
 
@@ -219,7 +219,9 @@ def latent_scatter_picture(model, images, labels, label_names=None, colour_by=No
     if len(values) <= 10:
         for value in values:
             chosen = colour == value
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.7, label=str(value))
+            named = labels.ndim == 1 and label_names and 0 <= value < len(label_names)  # a folder's class names
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.7,
+                       label=str(label_names[value]) if named else str(value))
         ax.legend(title=name, markerscale=3, fontsize="small")
     else:
         scatter = ax.scatter(points[:, 0], points[:, 1], c=colour, s=6, alpha=0.7, cmap="viridis")

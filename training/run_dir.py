@@ -14,7 +14,7 @@ Example:
 >>> best_of(history, "val_elbo", "max")
 (-160.2, 4)
 >>> data_source("runs/sprites/best.keras")            # the dataset a run was trained on
-('sprites', None)
+('sprites', None, {})
 """
 
 import csv
@@ -92,14 +92,19 @@ def _structural(model):
 
 
 def data_source(model_path, dataset=None, data_dir=None):
-    """``(dataset, data_dir)`` for a model: the given ones, else those of the run directory it is in.
+    """``(dataset, data_dir, source_options)`` for a model: the given ones, else those of the run directory it is in.
 
-    The run's ``data_dir`` is used only for the run's own dataset; ``dataset`` is None when neither says.
+    The run's ``data_dir`` and source options (image size, channels, resize, split of a folder or tfds: dataset;
+    `keras_vae.training.data.source_options_of`) are used only for the run's own dataset; ``dataset`` is None when
+    neither says.
     """
+    from keras_vae.training.names import SOURCE_OPTIONS
+
     run = read_run_config(model_path)
     dataset = dataset or run.get("dataset")
-    data_dir = data_dir or (run.get("data_dir") if dataset == run.get("dataset") else None)
-    return dataset, data_dir
+    own = dataset == run.get("dataset")
+    data_dir = data_dir or (run.get("data_dir") if own else None)
+    return dataset, data_dir, {key: run[key] for key in SOURCE_OPTIONS if own and run.get(key) is not None}
 
 
 # ------------------------------------------------------------------------------------------ history

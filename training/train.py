@@ -5,7 +5,8 @@ resolved config), ``logs/`` (TensorBoard scalars, plus sample and reconstruction
 ``best.keras`` (best validation ELBO), ``model.keras`` (final), ``history.csv``, ``metrics.json`` and
 ``backup/`` (`keras_vae.training.callbacks.RunBackup`: the same command resumes an interrupted run).
 The config is validated and the model built before anything is written, so a failed start leaves the
-folder as it was; see `keras_vae.training.run_dir` for how each file is written.
+folder as it was; see `keras_vae.training.run_dir` for how each file is written. While it runs, the
+run directory's lock (`keras_vae.run_lock`, a ``.lock`` file) makes a second writer fail at once.
 
 Example:
 
@@ -15,6 +16,7 @@ Example:
 -160.2
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -22,8 +24,10 @@ import tempfile
 import time
 
 from keras_vae.precision import float32_compute
+from keras_vae.run_lock import RunLock
 from keras_vae.training import run_dir as files
-from keras_vae.training.build import build_resolved_model, load_initial_weights, make_optimizer, resolve_config
+from keras_vae.training.build import (build_resolved_model, likelihood_note, load_initial_weights, make_optimizer,
+                                      resolve_config)
 from keras_vae.training.config import TrainConfig
 
 
@@ -96,7 +100,8 @@ def _datasets(config, strategy, with_labels, train_data=None):
 
     from keras_vae.training import data
 
-    common = dict(data_dir=config.data_dir, batch_size=config.batch_size, with_labels=with_labels)
+    common = dict(data_dir=config.data_dir, batch_size=config.batch_size, with_labels=with_labels,
+                  source_options=data.source_options_of(config))
     if train_data is None:
         train_data = data.get_dataset(config.dataset, "train", shuffle=True, seed=config.seed,
                                       dynamic_binarization=config.dynamic_binarization, **common)
@@ -122,7 +127,7 @@ def _run_callbacks(config, model, run_dir, write_dir, chief, guard):
 
     monitor, mode = selection_metric(config)
     images, labels = data.load_examples(config.dataset, "valid", config.data_dir, count=config.image_grid_size,
-                                        with_labels=bool(model.condition))
+                                        with_labels=bool(model.condition), source_options=data.source_options_of(config))
     backup = RunBackup(os.path.join(run_dir, "backup"), save_freq=config.backup_every_steps or "epoch", chief=chief,
                        scratch_dir=None if chief else os.path.join(write_dir, "backup"), records_dir=write_dir)
     best = BestCandidate(os.path.join(write_dir, files.BEST_FILE), monitor, mode,
@@ -165,11 +170,11 @@ def _metrics(config, history, seconds, guard):
 
 def _fit_sampler(config, model, with_labels):
     """Fits ``config.fit_sampler`` to codes of a seeded random subset of the train split (kept in the model)."""
-    from keras_vae.training.data import load_examples
+    from keras_vae.training.data import load_examples, source_options_of
 
     images, labels = load_examples(config.dataset, "train", data_dir=config.data_dir,
                                    count=config.fit_sampler_examples, with_labels=with_labels, shuffle=True,
-                                   seed=config.seed)
+                                   seed=config.seed, source_options=source_options_of(config))
     model.fit_sampler(images, labels, kind=config.fit_sampler, seed=config.seed, dataset=config.dataset,
                       **config.fit_sampler_options)
 
@@ -224,6 +229,7 @@ def train(config, train_data=None, callbacks=()):
         NonFiniteLossError: training met non-finite values and ``nan_policy`` is ``stop`` (or the
             ``skip`` limit was passed). Nothing with NaN is saved.
         RunWriteError: a file of the run could not be written (disk full); the previous files stay.
+        RunLockedError: another process writes the run directory (`keras_vae.run_lock`); nothing was written.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"train() takes a TrainConfig, got {type(config).__name__}.")
@@ -233,23 +239,41 @@ def train(config, train_data=None, callbacks=()):
     strategy = strategies.make_strategy(config.strategy)  # first: multi-worker needs it before other TF work
     import keras
 
-    from keras_vae.training import data
-    from keras_vae.training.callbacks import EpochSummary, NonFiniteGuard
+    from keras_vae.training import data, image_folder
 
     _check_jit(config, strategy)
     policy = strategies.set_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
-    config = resolve_config(config)
+    likelihood = likelihood_note(config)
+    config = resolve_config(config)  # a folder's checks run here: before anything is written
     chief = strategies.is_chief(strategy)
-    if chief and config.verbose and config.precision == "auto":
-        print(f"precision auto: {policy}")
+    if chief and config.verbose:
+        if data.source_kind(config.dataset) == "folder":
+            print(image_folder.scan_folder(config.dataset, data.source_options_of(config)).summary())
+        if likelihood:
+            print(likelihood)
+        if config.precision == "auto":
+            print(f"precision auto: {policy}")
     run_dir = config.resolved_run_dir()
+    # One writer per run directory: the chief holds its lock; the other workers write only scratch files.
+    with (RunLock(run_dir) if chief else contextlib.nullcontext()):
+        return _train_holding_the_lock(config, strategy, chief, run_dir, train_data, callbacks)
+
+
+def _train_holding_the_lock(config, strategy, chief, run_dir, train_data, callbacks):
+    """`train` from the model's build on (the chief holds the run directory's lock)."""
+    import keras
+
+    from keras_vae.training import data, image_folder
+    from keras_vae.training.callbacks import EpochSummary, NonFiniteGuard
+
+    folder = data.source_kind(config.dataset) == "folder"
     if chief and os.path.isdir(run_dir):
         files.check_resumable(config, run_dir)
     # Everything that can refuse this config runs before the first write, so a failed start changes nothing.
     model = _compiled_model(config, strategy)
     with_labels = bool(model.condition)
-    if with_labels and data.dataset_info(config.dataset).label_kind is None:
+    if with_labels and data.dataset_info(config.dataset, config.data_dir, data.source_options_of(config)).label_kind is None:
         raise ValueError(f"variant {config.variant!r} needs labels; dataset {config.dataset!r} has none.")
     train_data, valid_data = _datasets(config, strategy, with_labels, train_data)
 
@@ -265,9 +289,10 @@ def train(config, train_data=None, callbacks=()):
         all_callbacks += [keras.callbacks.ProgbarLogger(), EpochSummary(config.epochs)]
 
     start = time.monotonic()
-    model.fit(train_data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, validation_data=valid_data,
-              shuffle=False,  # the dataset shuffles itself, reproducibly
-              callbacks=all_callbacks, verbose=config.verbose if chief else 0)
+    with image_folder.bad_image_named(config.dataset if folder else None, data.source_options_of(config)):
+        model.fit(train_data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch, validation_data=valid_data,
+                  shuffle=False,  # the dataset shuffles itself, reproducibly
+                  callbacks=all_callbacks, verbose=config.verbose if chief else 0)
     seconds = time.monotonic() - start
 
     if config.fit_sampler:
@@ -292,7 +317,8 @@ def _evaluate(config, model, metrics, with_labels):
 
     if config.eval_iw_samples:
         eval_data = data.get_dataset(config.dataset, config.eval_split, data_dir=config.data_dir,
-                                     batch_size=config.eval_batch_size, with_labels=with_labels)
+                                     batch_size=config.eval_batch_size, with_labels=with_labels,
+                                     source_options=data.source_options_of(config))
         metrics["evaluation"] = evaluate_model(
             model, eval_data, iw_samples=config.eval_iw_samples, max_examples=config.eval_max_examples,
             seed=config.seed,

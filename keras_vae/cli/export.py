@@ -7,6 +7,9 @@ Example:
 
 import os
 
+from keras_vae.cli.common import non_negative_int
+from keras_vae.cli.run_writer import writes_into
+
 
 def add_command(subparsers):
     """Registers ``export`` on ``subparsers`` (TensorFlow is imported only when it runs)."""
@@ -19,7 +22,7 @@ def add_command(subparsers):
     )
     parser.add_argument("source", metavar="RUN_DIR_OR_MODEL", help="a run directory or a .keras file")
     parser.add_argument("--name", required=True, help="model name (TF Serving's MODEL_NAME)")
-    parser.add_argument("--version", type=int, help="version number (default: one past the highest present)")
+    parser.add_argument("--version", type=non_negative_int, help="version number (default: one past the highest present)")
     parser.add_argument("--base-dir", default="saved_models", help="folder holding one folder per model name")
     parser.add_argument("--tflite", action="store_true", help="also write the four TFLite variants")
     parser.add_argument("--with-encoder", action="store_true", help="add encode, reconstruct and score signatures")
@@ -27,6 +30,7 @@ def add_command(subparsers):
     parser.set_defaults(func=run)
 
 
+@writes_into(lambda args: args.source, reads_only=True)  # the run exported is not written meanwhile
 def run(args):
     from keras_vae.export.saved_model import export_model
 

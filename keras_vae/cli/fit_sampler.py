@@ -13,8 +13,12 @@ Example:
     keras-vae fit-sampler model.keras --dataset mnist --data-dir ../shared/data --split test
 """
 
+import math
 import os
+import sys
 
+from keras_vae.cli.common import positive_int, seed
+from keras_vae.cli.run_writer import writes_into
 from keras_vae.names import COVARIANCE_TYPES
 
 DEFAULT_EXAMPLES = 10_000
@@ -29,17 +33,17 @@ def add_command(subparsers):
     parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="run directory (uses model.keras) or .keras file")
     parser.add_argument("--kind", default="gmm", choices=("gmm", "two_stage"))
     parser.add_argument("--name", help="name to keep the sampler under (default: the kind)")
-    parser.add_argument("--num-components", type=int, help="mixture components of a gmm sampler (default 10)")
+    parser.add_argument("--num-components", type=positive_int, help="mixture components of a gmm sampler (default 10)")
     parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES,
                         help="a gmm sampler's component covariances (default diag; full follows curved codes)")
-    parser.add_argument("--epochs", type=int, help="training epochs of a two_stage sampler (default 100)")
-    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+    parser.add_argument("--epochs", type=positive_int, help="training epochs of a two_stage sampler (default 100)")
+    parser.add_argument("--examples", type=positive_int, default=DEFAULT_EXAMPLES,
                         help=f"training examples encoded (a seeded random subset; default {DEFAULT_EXAMPLES})")
     parser.add_argument("--dataset", help="dataset name (default: the run's dataset; must match it)")
     parser.add_argument("--data-dir", help="folder with canonical files or a tfds data directory")
     parser.add_argument("--split", default="train", choices=("train", "valid", "test"),
                         help="split whose codes are fitted (default train)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.set_defaults(func=run_fit_sampler)
 
 
@@ -55,7 +59,7 @@ def sampler_options(args):
 
 
 def checked_dataset(model_path, dataset, data_dir):
-    """``(dataset, data_dir)`` of the run, refusing a ``dataset`` other than the one the run was trained on."""
+    """``(dataset, data_dir, source_options)`` of the run, refusing a ``dataset`` other than the run's own."""
     from keras_vae.run_config import read_run_config
     from keras_vae.training.run_dir import data_source
 
@@ -63,26 +67,45 @@ def checked_dataset(model_path, dataset, data_dir):
     if dataset and trained_on and dataset != trained_on:
         raise ValueError(f"{model_path!r} was trained on {trained_on!r}: a sampler fitted to {dataset!r} codes "
                          "would not belong to this model. Fit it on the run's own dataset (omit --dataset).")
-    dataset, data_dir = data_source(model_path, dataset, data_dir)
+    dataset, data_dir, source = data_source(model_path, dataset, data_dir)
     if dataset is None:
         raise ValueError("--dataset is required when the model is not in a run directory with a config.yaml.")
-    return dataset, data_dir
+    return dataset, data_dir, source
 
 
-def check_image_shape(model, dataset, data_dir):
+def checked_examples(count, dataset, split, source=None):
+    """``--examples`` capped at the split's size (with a note), refused when its float32 images, held in memory at
+    once, would exceed `keras_vae.limits.MAX_ARRAY_BYTES` (2 GiB: 131072 sprites).
+
+    >>> checked_examples(10**12, "mnist", "train")     # prints a note
+    50000
+    """
+    from keras_vae.limits import check_size
+    from keras_vae.training.data import dataset_info
+
+    info = dataset_info(dataset, source_options=source)
+    size = info.split_sizes.get(split)
+    if size is not None and count > size:
+        print(f"keras-vae fit-sampler: --examples {count} is more than the {size} examples of {dataset!r} {split}: "
+              f"using {size}.", file=sys.stderr)
+        count = size
+    check_size("--examples", count, 4 * math.prod(info.image_shape), "MAX_ARRAY_BYTES",
+               f"float32 {tuple(info.image_shape)} images", "give fewer --examples")
+    return count
+
+
+def check_image_shape(model, dataset, data_dir, source=None):
     """Raises a ValueError when ``dataset``'s images are not the images ``model`` was built for."""
     from keras_vae.training.data import dataset_info
 
-    shape = tuple(dataset_info(dataset, data_dir).image_shape)
+    shape = tuple(dataset_info(dataset, data_dir, source).image_shape)
     if shape != tuple(model.image_shape):
         raise ValueError(f"The model takes {tuple(model.image_shape)} images; dataset {dataset!r} has {shape}: "
                          "a sampler fitted to its codes would belong to another model.")
 
 
+@writes_into(lambda args: args.model)  # a run's lock; leftovers of fit-samplers killed mid-write removed
 def run_fit_sampler(args):
-    for name in ("examples", "num_components", "epochs"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     options = sampler_options(args)
     import keras_vae
     from keras_vae.saving import resolve_model_path
@@ -90,11 +113,13 @@ def run_fit_sampler(args):
     from keras_vae.training.run_dir import BEST_FILE, atomic_write
 
     model_path = resolve_model_path(args.model)
-    dataset, data_dir = checked_dataset(args.model, args.dataset, args.data_dir)
+    dataset, data_dir, source = checked_dataset(args.model, args.dataset, args.data_dir)
+    examples = checked_examples(args.examples, dataset, args.split, source)
     model = keras_vae.load_vae(model_path)  # compiled: the optimizer state is saved back unchanged
-    check_image_shape(model, dataset, data_dir)
-    images, labels = load_examples(dataset, args.split, data_dir=data_dir, count=args.examples,
-                                   with_labels=bool(model.condition), shuffle=True, seed=args.seed)
+    check_image_shape(model, dataset, data_dir, source)
+    images, labels = load_examples(dataset, args.split, data_dir=data_dir, count=examples,
+                                   with_labels=bool(model.condition), shuffle=True, seed=args.seed,
+                                   source_options=source)
     name = args.name or args.kind
     replaced = name in model.samplers
     model.fit_sampler(images, labels, kind=args.kind, name=name, seed=args.seed, dataset=dataset, **options)

@@ -9,6 +9,9 @@ Example:
 
 import os
 
+from keras_vae.cli.common import IMAGE_FORMATS, int_range, output_path, positive_float, positive_int, seed
+from keras_vae.export.limits import MAX_SAMPLES
+
 
 def parse_label(text):
     """``--label``: a class index (``7``) or a comma-separated label vector (``0,2.5,1``)."""
@@ -29,12 +32,14 @@ def add_command(subparsers):
         description="Draws images from the prior and writes them as one grid image (PNG, JPEG, ...).",
     )
     parser.add_argument("source", metavar="SOURCE", help="RUN_DIR, FILE.keras, SAVED_MODEL_DIR (or BASE/NAME), FILE.tflite")
-    parser.add_argument("-n", "--num-samples", type=int, default=16, help="number of images (default 16, at most 1024)")
-    parser.add_argument("--out", required=True, help="output image file, e.g. grid.png")
-    parser.add_argument("--seed", type=int, help="random seed (same seed, same grid); not for .tflite")
-    parser.add_argument("--temperature", type=float, default=1.0, help="prior temperature (default 1.0)")
+    parser.add_argument("-n", "--num-samples", type=int_range(1, MAX_SAMPLES, name="num_samples"), default=16,
+                        help=f"number of images (default 16, at most {MAX_SAMPLES})")
+    parser.add_argument("--out", required=True, type=output_path(IMAGE_FORMATS, create_folder=True),
+                        help=f"output image file ({', '.join(IMAGE_FORMATS)}), e.g. grid.png")
+    parser.add_argument("--seed", type=seed, help="random seed (same seed, same grid; a SavedModel and its .tflite files agree)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0, help="prior temperature (default 1.0)")
     parser.add_argument("--label", help="for conditional models: a class index, or a label vector as 0,1,2.5")
-    parser.add_argument("--columns", type=int, help="images per row (default: a square grid)")
+    parser.add_argument("--columns", type=positive_int, help="images per row (default: a square grid)")
     parser.add_argument("--sampler", default="prior",
                         help="'prior' (default) or an ex-post sampler fitted with `keras-vae fit-sampler` (e.g. gmm)")
     parser.set_defaults(func=run)
@@ -46,8 +51,6 @@ def run(args):
     import keras_vae
     from keras_vae.export.sampling import sample_images
 
-    if args.num_samples < 1:
-        raise ValueError(f"-n must be >= 1, got {args.num_samples}.")
     label = None if args.label is None else parse_label(args.label)
     images = sample_images(args.source, args.num_samples, args.seed, args.temperature, label, args.sampler)
     grid = keras_vae.image_grid(images, columns=args.columns)

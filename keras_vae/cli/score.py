@@ -5,9 +5,8 @@ Example:
     keras-vae score runs/sprites --split test --method iwae --quantile 0.99 --out scores.csv
 """
 
-import math
-
-from keras_vae.cli.common import add_model_and_data_arguments, check_positive
+from keras_vae.cli.common import add_model_and_data_arguments, any_float, fraction, output_path, positive_int, seed
+from keras_vae.training.outputs import SCORE_FORMATS
 
 
 def add_command(subparsers):
@@ -18,36 +17,32 @@ def add_command(subparsers):
         description="Score every example of a dataset split; flag those above a quantile of training scores.",
     )
     add_model_and_data_arguments(score, split_help="split to score")
-    score.add_argument("--out", required=True, metavar="FILE.csv|FILE.json", help="per-example scores")
-    score.add_argument("--limit", type=int, help="score only the first N examples of the split")
+    score.add_argument("--out", required=True, type=output_path(SCORE_FORMATS), metavar="FILE.csv|FILE.json",
+                       help="per-example scores")
+    score.add_argument("--limit", type=positive_int, help="score only the first N examples of the split")
     score.add_argument("--method", default="elbo", choices=("elbo", "iwae"))
-    score.add_argument("--num-samples", type=int, help="posterior / importance samples (default 10 elbo, 100 iwae)")
-    score.add_argument("--quantile", type=float, default=0.99, help="threshold quantile of training scores")
-    score.add_argument("--threshold", type=float, help="use this threshold instead of one from training scores")
+    score.add_argument("--num-samples", type=positive_int,
+                       help="posterior / importance samples (default 10 elbo, 100 iwae)")
+    score.add_argument("--quantile", type=fraction, default=0.99, help="threshold quantile of training scores")
+    score.add_argument("--threshold", type=any_float, help="use this threshold instead of one from training scores")
     score.add_argument("--threshold-split", default="train", choices=("train", "valid", "test"))
-    score.add_argument("--threshold-examples", type=int, default=2000,
+    score.add_argument("--threshold-examples", type=positive_int, default=2000,
                        help="training examples scored for the threshold (default 2000)")
-    score.add_argument("--batch-size", type=int, default=128)
-    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--batch-size", type=positive_int, default=128)
+    score.add_argument("--seed", type=seed, default=0)
     score.set_defaults(func=run_score)
 
 
 def run_score(args):
-    check_positive(args, "limit", "num_samples", "threshold_examples", "batch_size")
-    if args.threshold is None and not 0.0 < args.quantile < 1.0:
-        raise ValueError(f"--quantile must be in (0, 1), got {args.quantile}")
-    if args.threshold is not None and not math.isfinite(args.threshold):
-        raise ValueError(f"--threshold must be a finite number, got {args.threshold}")
     import numpy as np
 
     import keras_vae
     from keras_vae import anomaly_scores, score_threshold
     from keras_vae.training.data import load_examples
-    from keras_vae.training.outputs import SCORE_FORMATS, check_output_path, write_scores
+    from keras_vae.training.outputs import write_scores
     from keras_vae.training.run_dir import data_source
 
-    check_output_path(args.out, SCORE_FORMATS, "--out")
-    dataset, data_dir = data_source(args.model, args.dataset, args.data_dir)
+    dataset, data_dir, source = data_source(args.model, args.dataset, args.data_dir)
     if dataset is None:
         raise ValueError("--dataset is required when the model is not in a run directory with a config.yaml.")
     model = keras_vae.load_vae(args.model, compile=False)
@@ -56,7 +51,7 @@ def run_score(args):
 
     def scores_of(split, count, shuffle):
         images, labels = load_examples(dataset, split, data_dir=data_dir, count=count, with_labels=conditional,
-                                       shuffle=shuffle, seed=args.seed)
+                                       shuffle=shuffle, seed=args.seed, source_options=source)
         return anomaly_scores(model, images, labels=labels, **options)
 
     if args.threshold is None:

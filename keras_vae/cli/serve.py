@@ -7,6 +7,8 @@ Example:
     keras-vae serve saved_models/vae --model-config-file saved_models/vae/models.config
 """
 
+from keras_vae.cli.common import host, port, positive_float, positive_int
+
 
 def add_command(subparsers):
     """Registers ``serve`` on ``subparsers`` (TensorFlow is imported only when it runs)."""
@@ -18,14 +20,14 @@ def add_command(subparsers):
         "is TF Serving; this server mirrors its REST contract.",
     )
     parser.add_argument("model_base_path", metavar="BASE/NAME", help="a model folder written by `keras-vae export`")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port)")
+    parser.add_argument("--host", type=host, default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=port, default=8501, help="port (default 8501, TF Serving's REST port)")
     parser.add_argument("--model-name", help="name in the URLs (default: the folder name)")
-    parser.add_argument("--max-batch-size", type=int, default=1024, help="largest batch one request may send")
+    parser.add_argument("--max-batch-size", type=positive_int, default=1024, help="largest batch one request may send")
     parser.add_argument(
-        "--max-request-bytes", type=int, default=32 * 1024 * 1024, help="largest request body accepted"
+        "--max-request-bytes", type=positive_int, default=32 * 1024 * 1024, help="largest request body accepted"
     )
-    parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    parser.add_argument("--poll-seconds", type=positive_float, default=1.0, help="how often to look for new versions")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--model-config-file", help="a models.config (model_config_list): name, version labels, "
                         "version policy, as TF Serving's --model_config_file")
@@ -57,8 +59,6 @@ def _policy(text):
 def run(args):
     from keras_vae.export.server import make_server
 
-    if args.max_batch_size < 1 or args.max_request_bytes < 1 or args.poll_seconds <= 0:
-        raise ValueError("--max-batch-size, --max-request-bytes and --poll-seconds must be positive.")
     server = make_server(
         args.model_base_path,
         host=args.host,

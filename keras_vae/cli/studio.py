@@ -11,6 +11,9 @@ Example:
     keras-vae studio saved_models/vae --port 9000 --host 0.0.0.0
 """
 
+import os
+
+from keras_vae.cli.common import host, int_range, port
 
 DEFAULT_PORT = 8600
 DEFAULT_EXAMPLES = 1000
@@ -26,10 +29,10 @@ def add_command(subparsers):
         "BASE/NAME written by `keras-vae export --with-encoder`.",
     )
     studio.add_argument("model", metavar="MODEL", help="a run directory, a .keras file, or an export folder BASE/NAME")
-    studio.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    studio.add_argument("--host", type=host, default="127.0.0.1", help="address to listen on (default: loopback only)")
+    studio.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
     studio.add_argument("--data-dir", help="where the dataset's files are, to compute attributes (default: the run's)")
-    studio.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+    studio.add_argument("--examples", type=int_range(2, name="examples"), default=DEFAULT_EXAMPLES,
                         help=f"training examples for attribute vectors and the score threshold (default {DEFAULT_EXAMPLES})")
     studio.add_argument("--no-attributes", action="store_true", help="do not compute missing attributes")
     studio.add_argument("--verbose", action="store_true", help="log every request")
@@ -47,8 +50,8 @@ def attribute_masks(labels, info):
     from keras_vae.training.sprites import SHAPE_NAMES
 
     labels = np.asarray(labels)
-    if info.label_kind == "class":
-        return {f"class {c}": labels == c for c in range(info.num_classes)}
+    if info.label_kind == "class":  # a folder's classes by their sub-folder names
+        return {info.class_names[c] if info.class_names else f"class {c}": labels == c for c in range(info.num_classes)}
     if info.label_kind != "factors":
         return {}
     value_names = {"shape": SHAPE_NAMES} if info.name in ("sprites", "dsprites") else {}
@@ -75,7 +78,7 @@ def _condition_labels(labels, condition):
     return None
 
 
-def compute_attributes(version_dir, data_dir=None, count=DEFAULT_EXAMPLES, log=print):
+def compute_attributes(version_dir, data_dir=None, count=DEFAULT_EXAMPLES, log=print, source_options=None):
     """Writes ``assets.extra/attributes.json`` for an exported version from its dataset's training split.
 
     Returns the path, or None (with a note) when the dataset is unknown or cannot be read here.
@@ -85,17 +88,19 @@ def compute_attributes(version_dir, data_dir=None, count=DEFAULT_EXAMPLES, log=p
     """
     from keras_vae.export.attributes import attributes_document, saved_model_functions, write_attributes
     from keras_vae.export.metadata import read_metadata
-    from keras_vae.training.data import DATASETS, dataset_info, load_examples
+    from keras_vae.training.data import dataset_info, load_examples, source_kind
 
     meta = read_metadata(version_dir)
     dataset = meta.get("dataset")
-    if dataset not in DATASETS:
-        log(f"keras-vae studio: dataset {dataset!r} is not a known dataset: no attribute vectors or threshold.")
+    if not dataset or source_kind(dataset) == "folder" and not os.path.isdir(dataset):
+        log(f"keras-vae studio: dataset {dataset!r} is not a known dataset or folder here: no attribute vectors or "
+            "threshold.")
         return None
-    info = dataset_info(dataset)
     try:
+        info = dataset_info(dataset, data_dir, source_options)
         images, labels = load_examples(dataset, "train", data_dir=data_dir, count=count,
-                                       with_labels=info.label_kind is not None, shuffle=True)
+                                       with_labels=info.label_kind is not None, shuffle=True,
+                                       source_options=source_options)
     except (OSError, ValueError) as err:  # offline, or files absent: the studio still runs without them
         log(f"keras-vae studio: could not read {dataset!r} ({err}): no attribute vectors or threshold.")
         return None
@@ -105,6 +110,8 @@ def compute_attributes(version_dir, data_dir=None, count=DEFAULT_EXAMPLES, log=p
     log(f"keras-vae studio: computing attribute vectors and the score threshold from {len(images)} {dataset} examples")
     doc = attributes_document(encode, score, images, masks, labels=condition_labels,
                               source=f"{dataset} train, {len(images)} examples")
+    if info.class_names:
+        doc["class_names"] = list(info.class_names)  # the studio's label choices and class rows
     return write_attributes(version_dir, doc)
 
 
@@ -112,14 +119,13 @@ def run_studio(args):
     from keras_vae.export.attributes import read_attributes
     from keras_vae.export.layout import latest_version_dir
     from keras_vae.export.studio import make_studio_server, prepare_model
-    from keras_vae.run_config import read_run_config
+    from keras_vae.training.run_dir import data_source
 
-    if args.examples < 2 or not 0 <= args.port < 65536:
-        raise ValueError("--examples must be >= 2 and --port in 0..65535.")
     base = prepare_model(args.model)
     version_dir = latest_version_dir(base)
     if not args.no_attributes and read_attributes(version_dir) is None:
-        compute_attributes(version_dir, args.data_dir or read_run_config(args.model).get("data_dir"), args.examples)
+        _, data_dir, source = data_source(args.model, None, args.data_dir)
+        compute_attributes(version_dir, data_dir, args.examples, source_options=source)
     server = make_studio_server(base, host=args.host, port=args.port, verbose=args.verbose)
     host, port = server.server_address[:2]
     print(f"Latent Studio for {server.repository.model_name!r} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)

@@ -187,7 +187,11 @@ def test_dynamic_binarization_is_seeded_and_fresh_each_epoch(tmp_path):
         ("dsprites", (64, 64, 1), (5,)),
     ],
 )
-def test_tfds_sources_with_mock_data(name, shape, label_shape):
+def test_tfds_sources_with_mock_data(name, shape, label_shape, monkeypatch):
+    # mock_data stands in for the download, so the network probe must let the download be tried.
+    from keras_vae.training import tfds_source
+
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda timeout=None: True)
     # dsprites splits by a fixed permutation of the grid index: enough mock examples land in each split
     with tfds.testing.mock_data(num_examples=400 if name == "dsprites" else 12):
         for split in ("train", "valid", "test"):

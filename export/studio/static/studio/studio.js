@@ -443,7 +443,8 @@ const studio = (() => {
     $("sampler").disabled = $("sampler").options.length < 2;
     if (state.labelKind === "class") {
       const count = state.labelSize || 1;
-      setOptions($("label"), Array.from({ length: count }, (_, i) => String(i)));
+      const values = Array.from({ length: count }, (_, i) => String(i));
+      setOptions($("label"), values, values.map((v, i) => (extras.class_names || [])[i] || v));
       document.querySelectorAll(".conditional").forEach((e) => { e.hidden = false; });
     }
     if (state.latentDim > MAX_SLIDERS) {

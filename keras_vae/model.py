@@ -92,9 +92,7 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
         super().__init__(**kwargs)
         self.encoder = _deserialize(encoder)
         self.decoder = _deserialize(decoder)
-        self.latent_dim = int(latent_dim)
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.latent_dim = limits.integer_at_least("latent_dim", latent_dim, 1)  # 2.5 is refused, not truncated
         self.condition = Condition.get(condition)
         self.likelihood = get_likelihood(likelihood)
         self.prior = get_prior(prior)

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae import names
+from keras_vae import limits, names
 from keras_vae._lookup import resolve
 
 tfd = tfp.distributions
@@ -194,9 +194,7 @@ class MixtureOfGaussiansPrior(GaussianMixturePrior):
 
     def __init__(self, num_components=10, init_spread=1.0, **kwargs):
         super().__init__(**kwargs)
-        if int(num_components) < 1:
-            raise ValueError(f"num_components must be >= 1, got {num_components}")
-        self.num_components = int(num_components)
+        self.num_components = limits.integer_at_least("num_components", num_components, 1)
         self.init_spread = float(init_spread)
 
     def build(self, input_shape):

@@ -167,8 +167,9 @@ def test_mismatched_networks_are_rejected():
         VAE(enc, keras_vae.mlp_decoder((8, 8, 1), 4), latent_dim=4)
     with pytest.raises(ValueError, match="decoder output"):
         VAE(enc, keras_vae.mlp_decoder((9, 8, 1), 3), latent_dim=3)
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
-        VAE(enc, keras_vae.mlp_decoder((8, 8, 1), 3), latent_dim=0)
+    for bad in (0, 2.5):  # refused, not truncated
+        with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
+            VAE(enc, keras_vae.mlp_decoder((8, 8, 1), 3), latent_dim=bad)
 
 
 @pytest.mark.parametrize("variant", ["vae", "ladder"])

@@ -115,8 +115,9 @@ def test_mixture_samples_follow_its_components_and_temperature_scales_their_spre
     cold = prior.sample(4000, temperature=0.1, seed=tf.constant([1, 2])).numpy()
     assert cold.mean() == pytest.approx(5.0, abs=0.01) and cold.std() == pytest.approx(0.1, rel=0.05)
     np.testing.assert_array_equal(z, prior.sample(4000, seed=tf.constant([1, 2])))
-    with pytest.raises(ValueError, match="num_components must be >= 1"):
-        keras_vae.MixtureOfGaussiansPrior(0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="num_components must be an integer >= 1"):
+            keras_vae.MixtureOfGaussiansPrior(bad)
 
 
 def test_gaussian_mixture_log_prob_takes_the_mixture_parameters():

@@ -75,12 +75,16 @@ def _objective(variant, spec, options):
 
 
 def _posterior(spec, options):
-    """The declared posterior, or the one ``posterior=`` gives; flow options select and configure IAF."""
+    """The declared posterior, or the one ``posterior=`` gives; flow options alone select IAF and configure
+    the named flow posterior (``"iaf"``, ``"planar"``, ``"radial"``)."""
     flows = {key: options.pop(key) for key in names.POSTERIOR_OPTIONS["iaf"] if key in options}
     posterior = options.pop("posterior", "iaf" if flows else spec.posterior)
-    if flows and posterior != "iaf":
-        raise ValueError(f"{sorted(flows)} configure posterior 'iaf'; posterior={posterior!r} takes none.")
-    return POSTERIORS["iaf"](**flows) if posterior == "iaf" else get_posterior(posterior)
+    takes = names.POSTERIOR_OPTIONS.get(posterior, ()) if isinstance(posterior, str) else ()
+    if set(flows) - set(takes):
+        owners = [name for name, keys in names.POSTERIOR_OPTIONS.items() if set(flows) <= set(keys)]
+        raise ValueError(f"{sorted(flows)} configure posterior {' or '.join(map(repr, owners))}; "
+                         f"posterior={posterior!r} takes {list(takes) or 'none'}.")
+    return POSTERIORS[posterior](**flows) if takes else get_posterior(posterior)
 
 
 def _adversary(spec, options, input_shape, latent_dim):

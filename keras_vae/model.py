@@ -63,7 +63,7 @@ class VAE(InputChecks, StepPolicy, SamplerRegistry, keras.Model):
         latent_dim: size of the latent code.
         likelihood: ``"bernoulli"`` (logits; binary or [0, 1] data), ``"gaussian"`` or a `Likelihood` layer.
         prior: ``"standard_normal"``, ``"mixture"``, ``"vamp"`` or a `Prior` layer.
-        posterior: ``"gaussian"``, ``"iaf"`` or a `Posterior` layer.
+        posterior: ``"gaussian"``, ``"iaf"``, ``"planar"``, ``"radial"`` or a `Posterior` layer.
         objective: ``"elbo"`` or an `Objective` (`ELBO`, `CapacityELBO`, `TotalCorrelationELBO`,
             `ImportanceWeightedBound`).
         condition: a `Condition` (or its config): what the networks are conditioned on; None for nothing.

@@ -31,7 +31,7 @@ SEED_RANGE = "the range of NumPy's seeds and TensorFlow's int32 seeds"
 ARCHITECTURES = ("conv", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian")
 PRIORS = ("standard_normal", "mixture", "vamp")
-POSTERIORS = ("gaussian", "iaf")
+POSTERIORS = ("gaussian", "iaf", "planar", "radial")
 OBJECTIVES = ("elbo", "capacity", "total_correlation", "importance_weighted")
 ADVERSARIES = ("factor", "image")
 SAMPLERS = ("gmm", "two_stage")  # ex-post samplers; "prior" always names the model's prior
@@ -62,7 +62,8 @@ OBJECTIVE_OPTIONS = {
     "total_correlation": ("beta", "alpha", "gamma", "dataset_size", "kl_warmup_steps"),
     "importance_weighted": ("num_samples",),
 }
-POSTERIOR_OPTIONS = {"gaussian": (), "iaf": ("num_flows", "flow_units")}
+POSTERIOR_OPTIONS = {"gaussian": (), "iaf": ("num_flows", "flow_units"), "planar": ("num_flows",),
+                     "radial": ("num_flows",)}
 ADVERSARY_OPTIONS = {"factor": ("gamma", "discriminator_units"),
                      "image": ("feature_weight", "adversarial_weight", "discriminator_filters")}
 MODEL_CLASSES = ("vae", "ladder")  # keras_vae.VAE, keras_vae.LadderVAE

@@ -19,6 +19,8 @@ import tensorflow_probability as tfp
 from keras_vae import names
 from keras_vae._lookup import resolve
 from keras_vae.flows import AutoregressiveNetwork, FlowDistribution
+from keras_vae.limits import integer_at_least
+from keras_vae.planar_flows import ForwardFlow, PlanarFlow, RadialFlow
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -134,9 +136,70 @@ class IAFPosterior(Posterior):
         return {**super().get_config(), "num_flows": self.num_flows, "flow_units": list(self.flow_units)}
 
 
-POSTERIORS = names.registry("posterior", names.POSTERIORS, (GaussianPosterior, IAFPosterior))
+class _StepFlowPosterior(Posterior):
+    """A diagonal Gaussian followed by ``num_flows`` steps of ``flow_class``, whose parameters are learned
+    weights of this layer shared by every input (not amortized by the encoder, as in Pythae's VAE_NF).
+
+    The KL is a Monte Carlo estimate from `sample_and_log_prob`; ``distribution(loc, scale)`` gives the
+    deterministic moments (`FlowDistribution`) but no ``log_prob`` of arbitrary codes (the steps have no
+    closed-form inverse: NotImplementedError).
+    """
+
+    diagonal_gaussian = False
+    flow_class = None
+
+    def __init__(self, num_flows=2, **kwargs):
+        super().__init__(**kwargs)
+        self.num_flows = integer_at_least("num_flows", num_flows, 1)
+        # float32 whatever the global policy: the posterior's densities are float32 (see parameters_from).
+        self.flow_steps = self.flow_class(num_flows=self.num_flows, dtype="float32", name=f"{self.name_key}_flow")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.flow_steps.build((None, self.latent_dim))
+
+    def sample_and_log_prob(self, loc, scale, seed):
+        z, log_q = super().sample_and_log_prob(loc, scale, seed)
+        y, log_det = self.flow_steps(z)
+        return y, log_q - log_det
+
+    def distribution(self, loc, scale):
+        return FlowDistribution(distribution=tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale),
+                                bijector=ForwardFlow(self.flow_steps))
+
+    def get_config(self):
+        return {**super().get_config(), "num_flows": self.num_flows}
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class PlanarPosterior(_StepFlowPosterior):
+    """Planar flow posterior (Rezende and Mohamed 2015): ``z + u_hat tanh(w.z + b)`` per step; see
+    `_StepFlowPosterior` and `keras_vae.planar_flows.PlanarFlow`.
+
+    >>> q = PlanarPosterior(num_flows=4)
+    """
+
+    name_key = "planar"
+    flow_class = PlanarFlow
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class RadialPosterior(_StepFlowPosterior):
+    """Radial flow posterior (Rezende and Mohamed 2015): ``z + beta (z - z0) / (alpha + |z - z0|)`` per step;
+    see `_StepFlowPosterior` and `keras_vae.planar_flows.RadialFlow`.
+
+    >>> q = RadialPosterior(num_flows=4)
+    """
+
+    name_key = "radial"
+    flow_class = RadialFlow
+
+
+POSTERIORS = names.registry("posterior", names.POSTERIORS,
+                            (GaussianPosterior, IAFPosterior, PlanarPosterior, RadialPosterior))
 
 
 def get_posterior(identifier):
-    """A posterior layer from a name (``"gaussian"``, ``"iaf"``), a config dict or a layer."""
+    """A posterior layer from a name (``"gaussian"``, ``"iaf"``, ``"planar"``, ``"radial"``), a config dict or a
+    layer."""
     return resolve(identifier, POSTERIORS, "posterior", Posterior)

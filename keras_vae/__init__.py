@@ -33,7 +33,7 @@ _EXPORTS = {
     "Likelihood": "likelihoods", "BernoulliLikelihood": "likelihoods", "GaussianLikelihood": "likelihoods",
     "get_likelihood": "likelihoods",
     "Posterior": "posteriors", "GaussianPosterior": "posteriors", "IAFPosterior": "posteriors",
-    "get_posterior": "posteriors",
+    "PlanarPosterior": "posteriors", "RadialPosterior": "posteriors", "get_posterior": "posteriors",
     "Prior": "priors", "StandardNormalPrior": "priors", "GaussianMixturePrior": "priors",
     "MixtureOfGaussiansPrior": "priors", "VampPrior": "priors", "get_prior": "priors",
     "Objective": "objectives", "ELBO": "objectives", "CapacityELBO": "objectives",
@@ -46,7 +46,7 @@ _EXPORTS = {
     "CoordinateChannels": "networks", "CoordinateMLP": "networks", "conditional_encoder": "networks",
     "conditional_decoder": "networks",
     "encode_means": "latent", "interpolate": "latent", "attribute_vector": "latent", "apply_attribute": "latent",
-    "blend": "latent", "traverse": "latent",
+    "blend": "latent", "traverse": "latent", "style_transfer": "latent",
     "anomaly_scores": "anomaly", "score_threshold": "anomaly",
     "mutual_information_gap": "disentanglement", "factor_vae_score": "disentanglement",
 }

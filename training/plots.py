@@ -8,7 +8,8 @@ inputs, each followed by a row of their reconstructions), ``interpolation`` (str
 inputs), ``traversal`` (one latent dimension per row swept over a range), ``manifold`` (for 2-D
 latents: decoded codes on a grid of prior quantiles), ``latent-scatter`` (posterior means coloured
 by label, PCA to 2-D when latent_dim > 2), ``attribute`` (inputs edited with an attribute vector
-from labelled data, at growing strengths) and ``blend`` (groups of inputs and their weighted mix).
+from labelled data, at growing strengths), ``blend`` (groups of inputs and their weighted mix) and
+``style-transfer`` (conditional models: each input decoded under each target label).
 A conditional model (``model.condition``) decodes with the given labels, or class labels 0, 1, 2, ...
 
 Example:
@@ -19,9 +20,11 @@ Example:
 
 import math
 
-KINDS = ("samples", "reconstructions", "interpolation", "traversal", "manifold", "latent-scatter", "attribute", "blend")
+KINDS = ("samples", "reconstructions", "interpolation", "traversal", "manifold", "latent-scatter", "attribute", "blend",
+         "style-transfer")
 QUANTILE_RANGE = (0.05, 0.95)  # manifold grid: the central 90% of the prior along each axis
 ATTRIBUTE_STRENGTHS = (0.5, 1.0, 1.5, 2.0)
+MAX_STYLE_TARGETS = 10  # style-transfer columns: the first classes, or the first distinct label vectors
 
 
 # ------------------------------------------------------------------------------------------ pictures
@@ -99,7 +102,7 @@ def reconstructions_picture(model, images, labels=None, columns=8):
 
 
 def interpolation_picture(model, images, labels=None, steps=10, method="linear"):
-    """One strip per consecutive pair of ``images`` (uint8 grid, ``steps`` columns)."""
+    """One strip per consecutive pair of ``images`` (uint8 grid, ``steps`` columns); see `interpolate` for labels."""
     import numpy as np
 
     from keras_vae import image_grid, interpolate
@@ -109,7 +112,7 @@ def interpolation_picture(model, images, labels=None, steps=10, method="linear")
     labels = _labels_for(model, labels, len(images))
     strips = [
         interpolate(model, images[i], images[i + 1], num_steps=steps, method=method,
-                    labels=None if labels is None else labels[i])
+                    labels=None if labels is None else labels[i : i + 2])  # each end under its own label
         for i in range(0, len(images) - 1, 2)
     ]
     return image_grid(np.concatenate(strips), columns=steps)
@@ -297,6 +300,36 @@ def blend_picture(model, images, weights, labels=None, rows=4):
     return image_grid(np.concatenate(tiles), columns=k + 1)
 
 
+def style_targets(model, labels):
+    """The target labels of a style-transfer grid: classes 0, 1, ... or the distinct label vectors of ``labels``."""
+    import numpy as np
+
+    if model.condition.kind == "class":
+        return np.arange(min(model.condition.size, MAX_STYLE_TARGETS))
+    _, first = np.unique(np.asarray(labels), axis=0, return_index=True)
+    return np.asarray(labels)[np.sort(first)[:MAX_STYLE_TARGETS]]  # in dataset order, for a stable picture
+
+
+def style_transfer_picture(model, images, labels, rows=8):
+    """Rows of an input followed by its content decoded under each target label of `style_targets` (uint8 grid).
+
+    Example: ``style_transfer_picture(cvae, digits, digit_labels)`` writes each digit as 0, 1, ..., 9.
+    """
+    import numpy as np
+
+    from keras_vae import image_grid, style_transfer
+
+    if not model.condition:
+        raise ValueError("--kind style-transfer needs a conditional model (trained with labels); this one is not.")
+    _need_images(images, 1, "style-transfer")
+    labels = _labels_for(model, labels, len(images))
+    targets = style_targets(model, labels)
+    images, labels = images[:rows], labels[:rows]
+    grid = style_transfer(model, images, labels, targets)
+    tiles = np.concatenate([np.asarray(images, grid.dtype)[:, np.newaxis], grid], axis=1)
+    return image_grid(tiles.reshape(-1, *tiles.shape[2:]), columns=tiles.shape[1])
+
+
 def plot_picture(model, kind, images=None, labels=None, *, num=64, steps=None, seed=0, temperature=1.0,
                  method="linear", dims=None, span=3.0, index=0, label_names=None, colour_by=None,
                  attribute=None, weights=(1.0, 1.0)):
@@ -323,6 +356,8 @@ def plot_picture(model, kind, images=None, labels=None, *, num=64, steps=None, s
         return traversal_picture(model, images[index], dims=dims, span=span, steps=steps or 9, label=label)
     if kind == "blend":
         return blend_picture(model, images, weights, None if labels is None else labels)
+    if kind == "style-transfer":
+        return style_transfer_picture(model, images, labels, rows=num)
     _need_images(images, 2, kind)
     if labels is None:
         raise ValueError(f"--kind {kind} needs a dataset with labels.")

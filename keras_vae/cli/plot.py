@@ -6,6 +6,7 @@ Example:
     keras-vae plot runs/mnist2d --kind manifold --steps 20 --out manifold.png
     keras-vae plot runs/sprites --kind attribute --attribute shape=2 --out hearts.png
     keras-vae plot runs/mnist --kind blend --weights 2 1 1 --out blend.png
+    keras-vae plot runs/mnist-cvae --kind style-transfer --num 6 --out styles.png
 """
 
 import sys
@@ -28,7 +29,7 @@ def add_command(subparsers):
     plot.add_argument("--out", required=True, type=output_path(PICTURE_FORMATS), metavar="FILE.png",
                       help="picture file (.png, .jpg, .pdf, .svg)")
     plot.add_argument("--num", type=positive_int, help="samples / inputs / scatter points (default 64; 16 pairs' "
-                      "worth for interpolation; 2000 for latent-scatter)")
+                      "worth for interpolation; 2000 for latent-scatter; 8 rows for style-transfer)")
     plot.add_argument("--steps", type=positive_int,
                       help="interpolation steps (10), traversal values (9), manifold grid (15)")
     plot.add_argument("--method", default="linear", choices=("linear", "spherical"), help="interpolation path")
@@ -85,7 +86,10 @@ def run_plot(args):
 
     dataset, data_dir, source = data_source(args.model, args.dataset, args.data_dir)
     model = keras_vae.load_vae(args.model, compile=False)
-    num = args.num or {"interpolation": 16, "latent-scatter": 2000, "attribute": 2000, "blend": 16}.get(args.kind, 64)
+    if args.kind == "style-transfer" and not model.condition:
+        raise ValueError("--kind style-transfer needs a conditional model (trained with labels); this one is not.")
+    num = args.num or {"interpolation": 16, "latent-scatter": 2000, "attribute": 2000, "blend": 16,
+                       "style-transfer": 8}.get(args.kind, 64)
     images = labels = label_names = None
     if args.kind not in ("samples", "manifold") or plots.needs_dataset_labels(model):
         images, labels, label_names = _inputs(args, model, dataset, data_dir, num, source)

@@ -19,6 +19,7 @@ def _boxes(n, seed):
 def trained():
     """A small VAE trained on 14x14 rectangles, and the images."""
     images = _boxes(128, seed=3)
+    keras.utils.set_random_seed(0)  # fit's shuffling too: the same model on every run
     vae = keras_vae.build_vae((14, 14, 1), 3, architecture="mlp", hidden_units=(48,), seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(5e-3))
     vae.fit(images, batch_size=32, epochs=25, verbose=0)
@@ -125,3 +126,95 @@ def test_conditional_models_take_labels():
     vae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,))
     with pytest.raises(ValueError, match="only for conditional models"):
         latent.encode_means(vae, x, labels=[0, 1])
+
+
+@pytest.fixture(scope="module")
+def conditionals():
+    """Two small conditional VAEs on 8x8 images: class labels in [0, 3) and label vectors of size 2."""
+    build = dict(architecture="mlp", hidden_units=(8,), variant="cvae", seed=0)
+    return {"class": keras_vae.build_vae((8, 8, 1), 2, num_classes=3, **build),
+            "vector": keras_vae.build_vae((8, 8, 1), 2, label_dim=2, **build)}
+
+
+_LABELS = {"class": (np.array([0, 2]), np.array([2, 1, 0])),
+           "vector": (np.array([[1.0, 0.0], [0.0, 1.0]], np.float32),
+                      np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]], np.float32))}
+
+
+@pytest.mark.parametrize("kind", ["class", "vector"])
+def test_style_transfer_decodes_each_content_code_under_each_target(conditionals, kind):
+    cvae, (labels, targets) = conditionals[kind], _LABELS[kind]
+    x = np.random.RandomState(1).rand(2, 8, 8, 1).astype(np.float32)
+    grid = keras_vae.style_transfer(cvae, x, labels, targets)
+    assert grid.shape == (2, 3, 8, 8, 1)
+    codes = cvae.encode(x, labels).mean()
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_allclose(grid[i, j], cvae.decode(codes[i : i + 1], targets[j : j + 1])[0], atol=1e-6)
+    assert np.abs(grid[:, 0] - grid[:, 1]).max() > 1e-3  # the target changes the image
+    # Decoded under its own label, an image comes back as its reconstruction.
+    own = keras_vae.style_transfer(cvae, x, labels, labels)
+    np.testing.assert_allclose(own[[0, 1], [0, 1]], cvae.reconstruct(x, labels=labels), atol=1e-6)
+    one = keras_vae.style_transfer(cvae, x[0], labels[0], targets[1])  # one image, one label, one target
+    np.testing.assert_allclose(one, grid[:1, 1:2], atol=1e-6)
+
+
+def test_style_transfer_refusals_name_the_argument(conditionals):
+    cvae, x = conditionals["class"], np.zeros((2, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match=r"^labels: one per image \(2\) or one for all; got 3 labels"):
+        keras_vae.style_transfer(cvae, x, [0, 1, 2], [0])
+    with pytest.raises(ValueError, match=r"^target_labels: Class labels must be in \[0, 3\)"):
+        keras_vae.style_transfer(cvae, x, [0, 1], [1, 5])
+    with pytest.raises(ValueError, match=r"^labels: .*\[0, 3\)"):
+        keras_vae.style_transfer(cvae, x, [-1, 1], [1])
+    with pytest.raises(ValueError, match="target_labels is empty"):
+        keras_vae.style_transfer(cvae, x, [0, 1], [])
+    with pytest.raises(ValueError, match=r"^target_labels: Expected label vectors of shape \(batch, 2\)"):
+        keras_vae.style_transfer(conditionals["vector"], x, [1.0, 0.0], [[1.0, 0.0, 1.0]])
+    vae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,))
+    with pytest.raises(ValueError, match="needs a conditional model"):
+        keras_vae.style_transfer(vae, x, [0, 1], [0])
+
+
+@pytest.mark.parametrize("kind", ["class", "vector"])
+def test_latent_tools_take_one_label_per_input(conditionals, kind):
+    cvae, (labels, targets) = conditionals[kind], _LABELS[kind]
+    x = np.random.RandomState(2).rand(2, 8, 8, 1).astype(np.float32)
+    codes = cvae.encode(x, labels).mean().numpy()  # each input under its own label
+    strip = latent.interpolate(cvae, x[0], x[1], num_steps=5, labels=labels)
+    np.testing.assert_allclose(strip[[0, -1]], cvae.reconstruct(x, labels=labels), atol=1e-6)
+    path = latent.lerp(codes[0], codes[1], 5)
+    mid = labels[0] if kind == "class" else 0.75 * labels[0] + 0.25 * labels[1]  # nearer end's class / blended
+    np.testing.assert_allclose(strip[1], cvae.decode(path[1:2], mid[np.newaxis])[0], atol=1e-6)
+    under = latent.interpolate(cvae, x[0], x[1], num_steps=5, labels=labels, decode_labels=targets[1])
+    np.testing.assert_allclose(under, cvae.decode(path, np.stack([targets[1]] * 5)), atol=1e-6)
+
+    mixed = latent.blend(cvae, x, [1.0, 3.0], labels=labels)
+    heavy = labels[1] if kind == "class" else 0.25 * labels[0] + 0.75 * labels[1]
+    np.testing.assert_allclose(mixed, cvae.decode((0.25 * codes[0] + 0.75 * codes[1])[None], heavy[None]), atol=1e-6)
+    np.testing.assert_allclose(latent.blend(cvae, x, [1.0, 3.0], labels=labels, decode_labels=targets[0]),
+                               cvae.decode((0.25 * codes[0] + 0.75 * codes[1])[None], targets[:1]), atol=1e-6)
+
+    shift = np.full(2, 0.5, np.float32)
+    np.testing.assert_allclose(latent.apply_attribute(cvae, x, shift, labels=labels),
+                               cvae.decode(codes + 0.5, labels), atol=1e-6)
+    np.testing.assert_allclose(latent.apply_attribute(cvae, x, shift, labels=labels, decode_labels=targets[:2]),
+                               cvae.decode(codes + 0.5, targets[:2]), atol=1e-6)
+    grid = latent.traverse(cvae, x[1], dims=[0], values=[0.0], labels=labels[1:])  # one input: its one label
+    expected = codes[1].copy()
+    expected[0] = 0.0
+    np.testing.assert_allclose(grid[0, 0], cvae.decode(expected[None], labels[1:])[0], atol=1e-6)
+
+
+def test_latent_tools_say_what_labels_they_take(conditionals):
+    cvae, x = conditionals["class"], np.zeros((2, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match=r"traverse takes one input, so one label \(its own\); got 2 labels"):
+        latent.traverse(cvae, x[0], labels=[0, 1])
+    with pytest.raises(ValueError, match=r"interpolate takes two inputs \(start, end\), so one label or two; got 3"):
+        latent.interpolate(cvae, x[0], x[1], labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="blend makes one image, so decode_labels is one label; got 2"):
+        latent.blend(cvae, x, [1.0, 1.0], labels=[0, 1], decode_labels=[0, 1])
+    with pytest.raises(ValueError, match="Got 3 labels for 2 inputs"):
+        latent.apply_attribute(cvae, x, np.zeros(2, np.float32), labels=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        latent.interpolate(cvae, x[0], x[1], labels=[0, 1], decode_labels=7)

@@ -137,3 +137,44 @@ def test_attribute_picture_and_attribute_specs(runs, tmp_path, capsys):
     assert matplotlib.image.imread(str(out)).shape[0] > 300
     assert main(["plot", str(runs[2]), "--kind", "attribute", "--out", str(out)]) == 2
     assert "needs --attribute" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """A run directory of a small MLP VAE conditioned on the sprites' factor vectors, briefly trained."""
+    images, factors = load_examples("sprites", "train", count=128, shuffle=True, seed=1, with_labels=True)
+    vae = keras_vae.build_vae((64, 64, 1), 2, architecture="mlp", hidden_units=(16,), variant="cvae",
+                              label_dim=factors.shape[1], seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    vae.fit(images, factors.astype(np.float32), batch_size=64, epochs=1, verbose=0)
+    run = tmp_path_factory.mktemp("cvae")
+    vae.save(run / "model.keras")
+    (run / "config.yaml").write_text(yaml.safe_dump({"dataset": "sprites", "latent_dim": 2}))
+    return run
+
+
+def test_style_transfer_picture_rows_are_inputs_under_each_target(conditional_run, runs, tmp_path, capsys):
+    out = tmp_path / "styles.png"
+    assert main(["plot", str(conditional_run), "--kind", "style-transfer", "--num", "3", "--out", str(out)]) == 0
+    images, factors = load_examples("sprites", "test", count=3, shuffle=True, seed=0, with_labels=True)
+    targets = plots.style_targets(keras_vae.load_vae(conditional_run), factors)
+    assert len(targets) == 3  # three sprites, three distinct factor vectors
+    picture = _gray(out)
+    assert picture.shape == (3 * 64 + 2, 4 * 64 + 3)  # rows: inputs; columns: the input, then each target
+    np.testing.assert_array_equal(picture[65:129, :64], np.round(images[1, ..., 0] * 255))
+    grid = keras_vae.style_transfer(keras_vae.load_vae(conditional_run), images, factors, targets)
+    np.testing.assert_array_equal(picture[130:, 195:], np.round(grid[2, 2, ..., 0] * 255))
+    capsys.readouterr()
+    assert main(["plot", str(runs[2]), "--kind", "style-transfer", "--out", str(tmp_path / "u.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--kind style-transfer needs a conditional model" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "u.png").exists()
+
+
+def test_style_transfer_picture_of_a_class_model_has_a_column_per_class():
+    cvae = keras_vae.build_vae((8, 8, 1), 2, architecture="mlp", hidden_units=(8,), variant="cvae", num_classes=3)
+    x = np.random.RandomState(0).rand(2, 8, 8, 1).astype(np.float32)
+    picture = plots.plot_picture(cvae, "style-transfer", x, np.array([2, 0]), num=2)
+    assert picture.shape == (2 * 8 + 1, 4 * 8 + 3, 1)
+    expected = keras_vae.image_grid(keras_vae.style_transfer(cvae, x, [2, 0], [0, 1, 2])[1], columns=3)
+    np.testing.assert_array_equal(picture[9:, 9:], expected)
